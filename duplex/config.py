@@ -1,0 +1,199 @@
+"""Configuration: plain dataclasses, named profiles, file and CLI overrides.
+
+A config is built from a profile (`default`, `test`), then a TOML/JSON file,
+then `--set section.key=value` overrides. Every engine is chosen here, so an
+engine can be swapped without touching code.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class VADConfig:
+    engine: str = "silero"  # silero | energy (energy: a threshold on RMS, for tests of the core)
+    threshold: float = 0.5  # speech starts when p >= threshold ...
+    neg_threshold: float = 0.35  # ... and continues while p >= neg_threshold (hysteresis)
+    model: str = ""  # path to a Silero ONNX file; empty = the one inside pip `silero-vad`
+
+
+@dataclass
+class TurnConfig:
+    engine: str = "vap"  # vap | vad
+    min_speech_ms: int = 200  # speech shorter than this is not a turn (and never interrupts)
+    end_silence_ms: int = 500  # vad: silence that ends a turn
+    hangover_ms: int = 60  # silence before SPEECH_END is reported
+    interrupt_min_ms: int = 200  # user speech over the agent that counts as barge-in (vad)
+    # vap policy
+    vap_model: str = ""  # path to a VAP .onnx; empty = the checkpoint shipped in duplex.models
+    vap_context_s: float = 5.0  # bounded context of the streaming model
+    shift_threshold: float = 0.5  # P(agent next) above which a pause is a shift
+    min_gap_ms: int = 100  # earliest take-over after the user goes silent
+    max_silence_ms: int = 1200  # safety net: take the floor after this much silence anyway
+    backchannel_max_ms: int = 1000  # user sound over the agent up to this long can be a backchannel
+    pause_on_overlap: bool = True  # hold agent audio while an overlap is undecided
+
+
+@dataclass
+class ASRConfig:
+    engine: str = "whisper"  # whisper | pocketsphinx
+    model: str = "base.en"  # faster-whisper size name, Hugging Face id or local CTranslate2 dir
+    device: str = "auto"
+    compute_type: str = "default"
+    language: str | None = "en"
+    partial_interval_ms: int = 500  # whisper: re-decode the growing utterance this often
+    beam_size: int = 1
+
+
+@dataclass
+class LLMConfig:
+    engine: str = "hf"  # hf (a chat model; turn mode) | tdm (time-sliced duplex) | echo (tests)
+    model: str = "Qwen/Qwen2.5-0.5B-Instruct"  # Hugging Face id or local directory
+    device: str = "auto"
+    dtype: str = "auto"
+    max_new_tokens: int = 120
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int | None = None
+    history_turns: int = 20  # messages kept in the prompt (the system prompt always)
+    # tdm (time-sliced duplex decoding)
+    mode: str = "turn"  # turn | duplex
+    slice_s: float = 0.5  # tick period in duplex mode
+    slice_tokens: int = 10  # K: assistant tokens per slice
+
+
+@dataclass
+class TTSConfig:
+    engine: str = "piper"  # piper | espeak
+    model: str = "en_US-lessac-medium"  # piper voice name, .onnx path, or a directory of voices
+    voice: str | None = None  # espeak-ng voice (e.g. en-us) or piper speaker
+    speed: float = 1.0
+    first_chunk_words: int = 4  # flush the first chunk early at a clause boundary after this many words
+
+
+@dataclass
+class FlattenConfig:
+    """The end-to-end speech-text engine (replaces ASR+LLM+TTS when used)."""
+
+    model: str = ""  # a model directory made by `duplex train flatten`
+    codec: str = "kyutai/mimi"
+    num_codebooks: int = 4
+    chunk_ms: int = 160
+    device: str = "auto"
+
+
+@dataclass
+class SessionConfig:
+    instructions: str = (
+        "You are a helpful voice assistant. Answer in one or two short spoken sentences."
+    )
+    pipeline: str = "cascade"  # cascade (ASR -> LLM -> TTS) | flatten (speech-text model)
+    output_sample_rate: int = 24_000
+    playout_lead_ms: int = 200  # how far ahead of real time agent audio is sent
+    max_frame_ms: int = 1000  # largest binary audio message accepted (per message)
+    send_vap: bool = True  # send per-frame turn-taking probabilities (throttled)
+    vap_event_interval_ms: int = 100
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None  # when set, clients must present it
+    max_sessions: int = 16
+    workers: int = 4  # threads for model calls
+    queue_size: int = 64  # bound of every per-session queue
+
+
+@dataclass
+class Config:
+    profile: str = "default"
+    vad: VADConfig = field(default_factory=VADConfig)
+    turn: TurnConfig = field(default_factory=TurnConfig)
+    asr: ASRConfig = field(default_factory=ASRConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    tts: TTSConfig = field(default_factory=TTSConfig)
+    flatten: FlattenConfig = field(default_factory=FlattenConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The pipeline-test profile: everything offline and small. The LLM is a tiny
+# transformers model with random weights, built locally: it babbles. It is
+# for testing the pipeline, never for talking to.
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "test": {
+        "asr": {"engine": "pocketsphinx", "model": "en-us"},
+        "llm": {"engine": "hf", "model": "tiny-random", "max_new_tokens": 24, "temperature": 0.0,
+                "seed": 0},
+        "tts": {"engine": "espeak", "model": "espeak-ng", "voice": "en-us"},
+        "session": {"output_sample_rate": 24_000},
+    },
+}
+
+
+def _coerce(value: str, current: Any) -> Any:
+    """Turn a --set string into the type of the field it replaces."""
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean, got {value!r}")
+    if isinstance(current, int) and not isinstance(current, bool):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if value.lower() in ("none", "null"):
+        return None
+    return value
+
+
+def _apply(cfg: Config, overrides: dict[str, Any], source: str) -> None:
+    for section, values in overrides.items():
+        if section == "profile":
+            continue
+        target = getattr(cfg, section, None)
+        if target is None or not dataclasses.is_dataclass(target) or not isinstance(values, dict):
+            raise ValueError(f"{source}: unknown config section {section!r}")
+        names = {f.name for f in dataclasses.fields(target)}
+        for key, value in values.items():
+            if key not in names:
+                raise ValueError(
+                    f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(names))})"
+                )
+            setattr(target, key, value)
+
+
+def load_config(
+    profile: str = "default", path: str | Path | None = None, sets: list[str] | None = None
+) -> Config:
+    """Build a config: profile, then file (TOML or JSON), then `section.key=value` strings."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    cfg = Config(profile=profile)
+    _apply(cfg, PROFILES[profile], f"profile {profile}")
+    if path:
+        p = Path(path)
+        text = p.read_text()
+        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+        _apply(cfg, data, str(p))
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        target = getattr(cfg, section, None)
+        if target is None or not dataclasses.is_dataclass(target) or not hasattr(target, name):
+            raise ValueError(f"--set: unknown key {key!r}")
+        setattr(target, name, _coerce(value, getattr(target, name)))
+    return cfg

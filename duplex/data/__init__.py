@@ -1,0 +1,1 @@
+"""Readers for the dialogue data the recipes and benchmarks use."""
