@@ -87,10 +87,36 @@ class TTS(Protocol):
 
 
 @runtime_checkable
+class CodecEncoderStream(Protocol):
+    """Streaming encoder of one audio stream (audio at the codec's rate).
+
+    `encode` takes any number of samples and returns the codes of every frame
+    they complete ([num_codebooks, n], n may be 0); the rest waits for the next
+    call. Run over a signal in pieces, it gives the codes `Codec.encode` gives
+    for the whole signal (exactly for Mimi; approximately for codecs that are
+    not causal)."""
+
+    def encode(self, audio: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class CodecDecoderStream(Protocol):
+    """Streaming decoder: codes [num_codebooks, n] in, n frames of audio out."""
+
+    def decode(self, codes: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
 class Codec(Protocol):
     """A neural audio codec (Mimi by default) for the speech-text models.
 
-    codes are int64 arrays shaped [num_codebooks, frames]."""
+    codes are int64 arrays shaped [num_codebooks, frames]. `encode` pads the
+    end of the audio to a whole frame (frames = ceil(samples / frame_size)),
+    `decode` returns frames * frame_size samples."""
 
     sample_rate: int
     frame_rate: float
@@ -100,3 +126,7 @@ class Codec(Protocol):
     def encode(self, audio: np.ndarray) -> np.ndarray: ...
 
     def decode(self, codes: np.ndarray) -> np.ndarray: ...
+
+    def encoder_stream(self) -> CodecEncoderStream: ...
+
+    def decoder_stream(self) -> CodecDecoderStream: ...

@@ -46,3 +46,54 @@ def artifacts_dir() -> Path:
 def model_cache(tmp_path_factory) -> Path:
     """A per-run directory for the small models tests build."""
     return tmp_path_factory.mktemp("models")
+
+
+class ServerThread:
+    """A real `duplex serve` server on its own event loop thread, port chosen by the OS."""
+
+    def __init__(self, cfg, models):
+        import asyncio
+        import threading
+
+        from duplex.server.app import DuplexServer
+
+        self.loop = asyncio.new_event_loop()
+        self.server = DuplexServer(cfg, models)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.run(self.server.start("127.0.0.1", 0))
+        self.url = f"ws://127.0.0.1:{self.server.port}/ws"
+        self.http = f"http://127.0.0.1:{self.server.port}"
+
+    def run(self, coro, timeout: float = 30):
+        """Run a coroutine on the server's loop and wait for its result."""
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        self.run(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def test_config():
+    """The `--profile test` config (offline pipeline-test models)."""
+    from duplex.config import load_config
+
+    return load_config("test")
+
+
+@pytest.fixture(scope="session")
+def test_models(test_config):
+    from duplex.models.registry import load_models
+
+    return load_models(test_config)
+
+
+@pytest.fixture(scope="module")
+def server(test_config, test_models):
+    srv = ServerThread(test_config, test_models)
+    yield srv
+    srv.stop()
