@@ -132,6 +132,7 @@ class Config:
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     "test": {
+        "turn": {"engine": "vad"},  # TODO(lead): switch to vap once its checkpoint lands
         "asr": {"engine": "pocketsphinx", "model": "en-us"},
         "llm": {"engine": "hf", "model": "tiny-random", "max_new_tokens": 24, "temperature": 0.0,
                 "seed": 0},
