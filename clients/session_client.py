@@ -52,7 +52,9 @@ class DuplexClient:
         self.ws = await connect(self.url, open_timeout=self.open_timeout, max_size=None)
         first = json.loads(await asyncio.wait_for(self.ws.recv(), self.open_timeout))
         if first.get("type") != "session.created":
-            raise ConnectionError(f"server did not open a session: {first}")
+            err = ConnectionError(f"server did not open a session: {first}")
+            err.event = first  # e.g. the `error` event sent before a 1008/1013 close
+            raise err
         self.session = first["session"]
         if session_update:
             await self.send({"type": "session.update", "session": session_update})
@@ -75,6 +77,11 @@ class DuplexClient:
         nothing left to send; return the record. `inject()` splices more audio in
         while it runs (a user reacting to the agent). Audio is resampled to the
         server's input rate (16 kHz unless changed).
+
+        With `realtime=False` the audio goes as fast as the socket takes it, the
+        client clock jumps ahead to the audio sent (so event times stay on the
+        input's time line), and the tail silence is paced in real time so the
+        server can end the turn and the agent's answer is heard and recorded.
         """
         self.in_rate = in_rate = self.session.get("input_sample_rate", 16000)
         self._pending = [resample(np.asarray(audio, dtype=np.float32), rate, in_rate)]
@@ -93,11 +100,14 @@ class DuplexClient:
             idle = 0 if chunk is not None else idle + hop
             if chunk is None:
                 chunk = np.zeros(hop, np.float32)
-            if realtime:  # send each frame when it would have been recorded
+            if realtime or idle:  # send each frame when it would have been recorded
                 delay = (i + 1) * frame_ms / 1000 - self.now()
                 if delay > 0:
                     await asyncio.sleep(delay)
             await self.ws.send(float_to_pcm16(chunk))
+            if not realtime:  # the clock never runs behind the audio already sent
+                self._t0 -= max(0.0, (i + 1) * frame_ms / 1000 - self.now())
+                await asyncio.sleep(0)  # let the reader take events as they come
             sent.append(chunk)
             i += 1
             await self._report()

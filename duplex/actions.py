@@ -18,16 +18,16 @@ class SendEvent:
 
 @dataclass
 class SendAudio:
-    pcm: bytes  # PCM16LE at the session's output rate
-    response_id: str
+    pcm: bytes = field(repr=False)  # PCM16LE at the session's output rate
+    response_id: str = ""
 
 
 @dataclass
 class Perceive:
     """Run VAD (and VAP) over 16 kHz audio; `agent_active` is per completed 20 ms frame."""
 
-    audio: np.ndarray
-    first_frame: int  # index of the first frame this chunk completes
+    audio: np.ndarray = field(repr=False)
+    first_frame: int = 0  # index of the first frame this chunk completes
     agent_active: list[bool] = field(default_factory=list)
 
 
@@ -39,7 +39,7 @@ class AsrStart:
 @dataclass
 class AsrFeed:
     item_id: str
-    audio: np.ndarray  # 16 kHz
+    audio: np.ndarray = field(repr=False)  # 16 kHz
 
 
 @dataclass

@@ -48,6 +48,10 @@ class ASRConfig:
     language: str | None = "en"
     partial_interval_ms: int = 500  # whisper: re-decode the growing utterance this often
     beam_size: int = 1
+    # Run the engine in child processes: "auto" does it for engines that hold the
+    # GIL while decoding (pocketsphinx), "yes"/"no" force it.
+    process: str = "auto"
+    processes: int = 1
 
 
 @dataclass
@@ -65,6 +69,9 @@ class LLMConfig:
     mode: str = "turn"  # turn | duplex
     slice_s: float = 0.5  # tick period in duplex mode
     slice_tokens: int = 10  # K: assistant tokens per slice
+    batch_window_ms: float = 5.0  # tdm: wait this long for other sessions' slices to batch them
+    max_batch: int = 16  # tdm: most sessions decoded in one forward pass
+    max_context_tokens: int = 4096  # tdm duplex: older ticks are dropped beyond this
 
 
 @dataclass
@@ -81,10 +88,18 @@ class FlattenConfig:
     """The end-to-end speech-text engine (replaces ASR+LLM+TTS when used)."""
 
     model: str = ""  # a model directory made by `duplex train flatten`
-    codec: str = "kyutai/mimi"
-    num_codebooks: int = 4
-    chunk_ms: int = 160
+    codec: str = "kyutai/mimi"  # Hub id or local copy of the codec the model was trained with
+    num_codebooks: int = 4  # must match the model (checked at load)
+    chunk_ms: int = 160  # must match the model (checked at load)
     device: str = "auto"
+    dtype: str = "auto"  # auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16
+    input_rate: int = 16_000  # rate of the user audio given to FlattenStream.step
+    temperature: float = 0.8  # agent audio codes; 0 = greedy
+    top_k: int = 250
+    text_temperature: float = 0.7  # agent text slots; 0 = greedy
+    text_top_k: int = 25
+    seed: int | None = None
+    max_context_s: float = 120.0  # older chunks are dropped (re-prefill) beyond this
 
 
 @dataclass

@@ -18,8 +18,8 @@ import numpy as np
 @dataclass
 class Placed:
     start: float  # when its first sample plays
-    audio: np.ndarray
-    response_id: str | None
+    audio: np.ndarray = field(repr=False)
+    response_id: str | None = None
     rate: int = 24_000
 
     @property
@@ -31,7 +31,7 @@ class Placed:
 class PlaybackTimeline:
     rate: int = 24_000
     jitter_s: float = 0.0  # buffering before the first chunk of a burst plays
-    pieces: list[Placed] = field(default_factory=list)
+    pieces: list[Placed] = field(default_factory=list, repr=False)
     response_id: str | None = None
     _paused_at: float | None = None
 

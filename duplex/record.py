@@ -25,11 +25,11 @@ from .playback import PlaybackTimeline
 
 @dataclass
 class CallRecord:
-    input_audio: np.ndarray  # float32 mono
+    input_audio: np.ndarray = field(repr=False)  # float32 mono
     input_rate: int
     output_rate: int = 24_000
-    events: list[tuple[float, dict]] = field(default_factory=list)
-    timeline: PlaybackTimeline | None = None
+    events: list[tuple[float, dict]] = field(default_factory=list, repr=False)
+    timeline: PlaybackTimeline | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.timeline is None:

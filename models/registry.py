@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from duplex.config import Config
+from duplex.config import ASRConfig, Config
 from duplex.interfaces import ASR, LLM, TTS
 from duplex.turn import TurnTaker
 
@@ -15,17 +15,32 @@ from .perception import Perceiver
 log = logging.getLogger(__name__)
 
 
-def build_asr(cfg: Config) -> ASR:
-    engine = cfg.asr.engine
-    if engine == "pocketsphinx":
+GIL_HOLDING_ASR = {"pocketsphinx"}  # their decoding stalls the event loop from a thread
+
+
+def build_asr_engine(cfg: ASRConfig) -> ASR:
+    """The engine itself, in this process."""
+    if cfg.engine == "pocketsphinx":
         from .asr_pocketsphinx import PocketsphinxASR
 
-        return PocketsphinxASR(cfg.asr)
-    if engine == "whisper":
+        return PocketsphinxASR(cfg)
+    if cfg.engine == "whisper":
         from .asr_whisper import WhisperASR
 
-        return WhisperASR(cfg.asr)
-    raise ValueError(f"unknown asr.engine {engine!r} (known: whisper, pocketsphinx)")
+        return WhisperASR(cfg)
+    raise ValueError(f"unknown asr.engine {cfg.engine!r} (known: whisper, pocketsphinx)")
+
+
+def build_asr(cfg: Config) -> ASR:
+    """The configured ASR, in child processes when it would hold the GIL (asr.process)."""
+    mode = cfg.asr.process
+    if mode not in ("auto", "yes", "no"):
+        raise ValueError(f"asr.process must be auto, yes or no, not {mode!r}")
+    if mode == "yes" or (mode == "auto" and cfg.asr.engine in GIL_HOLDING_ASR):
+        from .process_asr import ProcessASR
+
+        return ProcessASR(cfg.asr, cfg.asr.processes)
+    return build_asr_engine(cfg.asr)
 
 
 def build_llm(cfg: Config) -> LLM:
@@ -103,13 +118,49 @@ class Models:
     def turn_taker(self) -> TurnTaker:
         return build_turn_taker(self.cfg)
 
+    def warmup(self) -> dict[str, float]:
+        """Run every engine once, so lazy imports and first-call setup happen now.
 
-def load_models(cfg: Config) -> Models:
-    """Load every engine the config names; errors name the model that failed."""
+        Imports hold the GIL: done during the first turn they stalled the event
+        loop by hundreds of milliseconds. Returns seconds spent per engine.
+        """
+        import threading
+        import time
+
+        import numpy as np
+
+        spent = {}
+        t = time.perf_counter()
+        self.perceiver().process(np.zeros(3200, np.float32), 0, [False] * 10)
+        spent["perception"] = time.perf_counter() - t
+        t = time.perf_counter()
+        stream = self.asr.stream(self.cfg.asr.language)
+        stream.feed(np.zeros(8000, np.float32))
+        stream.finish()
+        spent["asr"] = time.perf_counter() - t
+        t = time.perf_counter()
+        messages = [{"role": "system", "content": "warm up"}, {"role": "user", "content": "hi"}]
+        for _ in self.llm.generate(messages, cancel=threading.Event(), max_new_tokens=2):
+            pass
+        spent["llm"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in self.tts.synthesize("Hello.", voice=self.cfg.tts.voice):
+            pass
+        spent["tts"] = time.perf_counter() - t
+        return spent
+
+
+def load_models(cfg: Config, warmup: bool = True) -> Models:
+    """Load every engine the config names (errors name the model that failed),
+    and run each once so the first conversation pays no start-up cost."""
     vap = build_vap_runtime(cfg)
     build_vad(cfg).reset()  # fail now, not at the first connection
     asr, llm, tts = build_asr(cfg), build_llm(cfg), build_tts(cfg)
     names = {"vad": cfg.vad.engine, "turn": cfg.turn.engine,
              "asr": f"{cfg.asr.engine}:{cfg.asr.model}", "llm": f"{cfg.llm.engine}:{cfg.llm.model}",
              "tts": f"{cfg.tts.engine}:{cfg.tts.model}"}
-    return Models(cfg, asr, llm, tts, vap, names)
+    models = Models(cfg, asr, llm, tts, vap, names)
+    if warmup:
+        spent = models.warmup()
+        log.info("warm-up: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in spent.items()))
+    return models

@@ -17,6 +17,20 @@ def run(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+def stop_after(client, n_done: int) -> asyncio.Event:
+    """An event set once `n_done` responses have finished."""
+    stop, seen = asyncio.Event(), []
+
+    def on_event(event, t):
+        if event["type"] == "response.done":
+            seen.append(event)
+            if len(seen) >= n_done:
+                stop.set()
+
+    client.on_event = on_event
+    return stop
+
+
 def events(record, type_):
     return [e for _, e in record.events if e.get("type") == type_]
 
@@ -27,7 +41,7 @@ def test_a_spoken_question_is_transcribed_and_answered_with_audio(server):
             assert c.session["protocol"] == "duplex/1"
             assert c.session["input_sample_rate"] == 16000
             audio = np.concatenate([silence(0.5), say(QUESTION), silence(0.2)])
-            return await c.call(audio, 16000, tail_s=3.0)
+            return await c.call(audio, 16000, tail_s=15.0, stop=stop_after(c, 1))
 
     rec = run(main())
     finals = events(rec, "conversation.item.input_audio_transcription.completed")

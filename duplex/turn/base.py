@@ -29,6 +29,10 @@ class VapOutput:
     # Probability that the current user sound is a short backchannel rather
     # than the start of a turn (when the model provides it).
     p_backchannel: float | None = None
+    # p_bc[k]: probability that speaker k's coming or current sound is a short
+    # backchannel while the other keeps the floor (p_bc[1] high = a moment for
+    # the agent to say "mm-hm"); p_backchannel is p_bc[0].
+    p_bc: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""Text slots aligned to word starts: `<pad>` when empty, `<epad>` before a word.
+
+A word's tokens go from the slot holding its start time onwards; the slot
+before its first token holds `<epad>` (so every word but one in the very first
+slot is preceded by one, and the stream can be cut back into words). When the previous word's tokens still
+occupy those slots the word moves later, to the first slot that leaves room.
+Reading the slots back gives each word's tokens and the slot it starts in:
+its start time to the slot (80 ms by default), exactly when no word had to
+move. Word ends are not in the stream.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+_EPS = 1e-6  # times on a slot boundary belong to the slot they open
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float
+    end: float | None = None
+
+
+def slot_of(t: float, slot_s: float) -> int:
+    return int(math.floor(t / slot_s + _EPS))
+
+
+def place_words(words: Sequence[tuple[Sequence[int], float]], num_slots: int, slot_s: float,
+                pad: int, epad: int) -> np.ndarray:
+    """Token ids for `num_slots` slots from (token ids, start seconds) per word.
+
+    Words must come in order of start; tokens that do not fit before the last
+    slot are dropped."""
+    slots = np.full(num_slots, pad, dtype=np.int64)
+    free = 0  # first slot the next <epad> may use
+    last_start = -math.inf
+    for ids, start in words:
+        if start < last_start:
+            raise ValueError("words must be sorted by start time")
+        last_start = start
+        if len(ids) == 0:
+            continue
+        first = slot_of(start, slot_s)
+        if first > 0 or free > 0:  # only a word in the very first slot goes without <epad>
+            first = max(first, free + 1)
+        if first >= num_slots:
+            break
+        if first > 0:
+            slots[first - 1] = epad
+        n = min(len(ids), num_slots - first)
+        slots[first:first + n] = ids[:n]
+        free = first + n
+    return slots
+
+
+class SlotReader:
+    """Reads text slots one at a time: tells when a word starts and what it holds."""
+
+    def __init__(self, pad: int, epad: int):
+        self.pad, self.epad = pad, epad
+        self.words: list[tuple[list[int], int]] = []  # (token ids, first slot)
+        self._in_word = False
+        self._slot = 0
+
+    def feed(self, token: int) -> tuple[bool, bool]:
+        """One slot's token -> (a word started here, the token is text)."""
+        slot, self._slot = self._slot, self._slot + 1
+        if token in (self.pad, self.epad):
+            self._in_word = False
+            return False, False
+        started = not self._in_word
+        if started:
+            self.words.append(([], slot))
+            self._in_word = True
+        self.words[-1][0].append(int(token))
+        return started, True
+
+
+def read_words(slots: Sequence[int], pad: int, epad: int) -> list[tuple[list[int], int]]:
+    """(token ids, first slot) of each word in a run of text slots."""
+    reader = SlotReader(pad, epad)
+    for t in slots:
+        reader.feed(int(t))
+    return reader.words
