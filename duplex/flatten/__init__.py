@@ -10,13 +10,13 @@
 from .duplex_layout import FlatDialogue, flatten_duplex, unflatten_duplex
 from .layout import VARIANTS, ChunkLayout, Kind
 from .sequence import FlatSequence, LossGroup, LossWeights, loss_weights
-from .text_slots import SlotReader, Word, place_words, read_words
+from .text_slots import Word, place_words, read_words
 from .turns import half_duplex, modality_alignment, pack, turns, utterances
 from .vocab import SPECIAL_TOKENS, FlatVocab
 
 __all__ = [
-    "ChunkLayout", "FlatDialogue", "FlatSequence", "FlatVocab", "Kind", "LossGroup", "LossWeights",
-    "SPECIAL_TOKENS", "SlotReader", "VARIANTS", "Word", "flatten_duplex", "loss_weights",
-    "place_words", "read_words", "unflatten_duplex", "half_duplex", "modality_alignment", "pack",
-    "turns", "utterances",
+    "SPECIAL_TOKENS", "VARIANTS", "ChunkLayout", "FlatDialogue", "FlatSequence", "FlatVocab",
+    "Kind", "LossGroup", "LossWeights", "Word", "flatten_duplex", "half_duplex",
+    "loss_weights", "modality_alignment", "pack", "place_words", "read_words", "turns",
+    "unflatten_duplex", "utterances",
 ]

@@ -9,8 +9,8 @@ codes, and the words with their starts on the text-slot grid.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -36,7 +36,8 @@ class FlatDialogue:
 def _check_codes(name: str, codes: np.ndarray, layout: ChunkLayout) -> np.ndarray:
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[0] != layout.num_codebooks:
-        raise ValueError(f"{name} must be shaped [{layout.num_codebooks}, frames], got {codes.shape}")
+        raise ValueError(f"{name} must be shaped [{layout.num_codebooks}, frames], "
+                         f"got {codes.shape}")
     if codes.shape[1] == 0 or codes.shape[1] % layout.frames:
         raise ValueError(f"{name} has {codes.shape[1]} frames, not a positive multiple of "
                          f"{layout.frames} (pad the audio to whole {layout.chunk_ms} ms chunks)")

@@ -44,7 +44,8 @@ class ChunkLayout:
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
-            raise ValueError(f"unknown chunk layout {self.variant!r} (known: {', '.join(VARIANTS)})")
+            raise ValueError(f"unknown chunk layout {self.variant!r} "
+                             f"(known: {', '.join(VARIANTS)})")
         frames = self.chunk_ms * self.frame_rate / 1000
         if frames < 1 or abs(frames - round(frames)) > 1e-6:
             raise ValueError(f"chunk_ms={self.chunk_ms} is not a whole number of codec frames at "
@@ -90,9 +91,6 @@ class ChunkLayout:
 
     def kind_array(self) -> np.ndarray:
         return np.array([k for k, _, _ in self.positions()], np.int8)
-
-    def index_array(self) -> np.ndarray:
-        return np.array([i for _, i, _ in self.positions()], np.int64)
 
     def to_dict(self) -> dict:
         return asdict(self)

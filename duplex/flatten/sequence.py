@@ -110,7 +110,9 @@ class FlatSequence:
     def concat(parts: list[FlatSequence]) -> FlatSequence:
         if not parts:
             raise ValueError("nothing to concatenate")
-        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+        def cat(name):
+            return np.concatenate([getattr(p, name) for p in parts])
+
         chunk = parts[0].chunk_len if all(p.chunk_len == parts[0].chunk_len for p in parts) else 0
         return FlatSequence(cat("tokens"), cat("kinds"), cat("codebooks"), cat("weights"),
                             cat("groups"), chunk)

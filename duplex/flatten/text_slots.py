@@ -1,9 +1,10 @@
 """Text slots aligned to word starts: `<pad>` when empty, `<epad>` before a word.
 
 A word's tokens go from the slot holding its start time onwards; the slot
-before its first token holds `<epad>` (so every word but one in the very first
-slot is preceded by one, and the stream can be cut back into words). When the previous word's tokens still
-occupy those slots the word moves later, to the first slot that leaves room.
+before its first token holds `<epad>` (every word but one in the very first
+slot has one, so the stream can be cut back into words). When the previous
+word's tokens still occupy those slots, the word moves to the first slot that
+leaves room.
 Reading the slots back gives each word's tokens and the slot it starts in:
 its start time to the slot (80 ms by default), exactly when no word had to
 move. Word ends are not in the stream.
@@ -11,8 +12,8 @@ move. Word ends are not in the stream.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -58,32 +59,17 @@ def place_words(words: Sequence[tuple[Sequence[int], float]], num_slots: int, sl
     return slots
 
 
-class SlotReader:
-    """Reads text slots one at a time: tells when a word starts and what it holds."""
-
-    def __init__(self, pad: int, epad: int):
-        self.pad, self.epad = pad, epad
-        self.words: list[tuple[list[int], int]] = []  # (token ids, first slot)
-        self._in_word = False
-        self._slot = 0
-
-    def feed(self, token: int) -> tuple[bool, bool]:
-        """One slot's token -> (a word started here, the token is text)."""
-        slot, self._slot = self._slot, self._slot + 1
-        if token in (self.pad, self.epad):
-            self._in_word = False
-            return False, False
-        started = not self._in_word
-        if started:
-            self.words.append(([], slot))
-            self._in_word = True
-        self.words[-1][0].append(int(token))
-        return started, True
-
-
 def read_words(slots: Sequence[int], pad: int, epad: int) -> list[tuple[list[int], int]]:
-    """(token ids, first slot) of each word in a run of text slots."""
-    reader = SlotReader(pad, epad)
-    for t in slots:
-        reader.feed(int(t))
-    return reader.words
+    """(token ids, first slot) of each word in a run of text slots: a word is a
+    run of text tokens (a generated stream may also start one right after a pad)."""
+    words: list[tuple[list[int], int]] = []
+    in_word = False
+    for slot, token in enumerate(int(t) for t in slots):
+        if token in (pad, epad):
+            in_word = False
+            continue
+        if not in_word:
+            words.append(([], slot))
+            in_word = True
+        words[-1][0].append(token)
+    return words

@@ -17,7 +17,7 @@ breaks turns: the stages are serialised).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -57,7 +57,8 @@ class _Builder:
         return FlatSequence(tokens, kinds, codebooks, w, g, chunk_len=0)
 
 
-def utterances(words: Sequence[Word], max_gap_s: float = 1.0, max_s: float = 20.0) -> list[list[Word]]:
+def utterances(words: Sequence[Word], max_gap_s: float = 1.0,
+               max_s: float = 20.0) -> list[list[Word]]:
     """One speaker's words split at pauses longer than max_gap_s (and at max_s)."""
     out: list[list[Word]] = []
     for w in sorted(words, key=lambda w: w.start):

@@ -78,7 +78,8 @@ class FlatVocab:
         """[Q, F] codes -> [Q, F] token ids."""
         codes = np.asarray(codes, dtype=np.int64)
         if codes.ndim != 2 or codes.shape[0] != self.num_codebooks:
-            raise ValueError(f"codes must be shaped [{self.num_codebooks}, frames], got {codes.shape}")
+            raise ValueError(f"codes must be shaped [{self.num_codebooks}, frames], "
+                             f"got {codes.shape}")
         if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must lie in [0, {self.codebook_size})")
         offsets = self.code_base + np.arange(self.num_codebooks)[:, None] * self.codebook_size
