@@ -81,5 +81,17 @@ class Close:
     reason: str
 
 
+
+
+@dataclass
+class FlattenStep:
+    """Feed one chunk of user audio (16 kHz) to the speech-text model; its agent
+    audio must come back resampled to `rate`."""
+
+    index: int
+    audio: np.ndarray = field(repr=False)
+    rate: int = 24_000
+
+
 Action = (SendEvent | SendAudio | Perceive | AsrStart | AsrFeed | AsrFinish | AsrCancel | Respond
-          | Synthesize | Cancel | Close)
+          | Synthesize | Cancel | Close | FlattenStep)

@@ -37,6 +37,11 @@ class TurnConfig:
     max_silence_ms: int = 1200  # safety net: take the floor after this much silence anyway
     backchannel_max_ms: int = 1000  # user sound over the agent up to this long can be a backchannel
     pause_on_overlap: bool = True  # hold agent audio while an overlap is undecided
+    user_turn_threshold: float = 0.5  # vap: P(user speaks 0.6-2 s ahead) above which overlap is a turn
+    vap_interrupt_ms: int = 400  # vap: earliest barge-in, when the model predicts a user turn
+    backchannel_threshold: float = 0.6  # vap: P(backchannel) above which overlap does not pause the agent
+    bc_opportunity_threshold: float = 0.35  # vap: P(agent backchannel) that makes an "mm-hm" moment
+    bc_opportunity_gap_ms: int = 4000  # vap: at most one backchannel opportunity per this long
 
 
 @dataclass

@@ -10,23 +10,20 @@ speaking -> user_speaking on barge-in.
 """
 from __future__ import annotations
 
-import enum
-import itertools
 from collections import deque
 
 import numpy as np
 
-from . import PROTOCOL_VERSION
-from .actions import (Action, AsrCancel, AsrFeed, AsrFinish, AsrStart, Cancel, Perceive, Respond,
-                      SendAudio, SendEvent, Synthesize)
-from .audio import StreamResampler, float_to_pcm16, pcm16_to_float
+from .actions import (AsrCancel, AsrFeed, AsrFinish, AsrStart, Cancel, Perceive, Respond, SendAudio,
+                      Synthesize)
+from .audio import float_to_pcm16
 from .config import Config
 from .errors import ProtocolError
 from .history import History, Item
 from .interfaces import FRAME_SAMPLES, INPUT_RATE
 from .playout import Playout, Segment
-from .protocol import (check_audio_bytes, decode_audio_field, error_event, item_text, parse_event,
-                       validate_session_update)
+from .protocol import item_text
+from .session_base import BaseSession, State
 from .response import Response, TurnTimes
 from .turn import Frame, TurnEvent, TurnEventKind as K, TurnTaker
 
@@ -35,33 +32,17 @@ RING_S = 2.0
 PARTIAL_INTERVAL_S = 0.15  # at most this often a partial transcript event
 
 
-class State(str, enum.Enum):
-    LISTENING = "listening"
-    USER_SPEAKING = "user_speaking"
-    THINKING = "thinking"
-    SPEAKING = "speaking"
+class Session(BaseSession):
+    """The cascade: turn-taking decides, ASR -> LLM -> TTS answers."""
 
-
-class Session:
     def __init__(self, cfg: Config, turn_taker: TurnTaker, session_id: str = "sess_1",
                  models: dict | None = None):
-        self.cfg, self.tt, self.id = cfg, turn_taker, session_id
-        self.models = models or {}
-        self.instructions = cfg.session.instructions
-        self.voice = cfg.tts.voice
-        self.input_rate = INPUT_RATE
-        self.output_rate = cfg.session.output_sample_rate
-        self.state = State.LISTENING
+        super().__init__(cfg, session_id, models)
+        self.tt = turn_taker
         self.history = History()
         self.playout = Playout(self.output_rate, cfg.session.playout_lead_ms)
-        self._actions: list[Action] = []
-        self._ids = itertools.count(1)  # event ids
-        self._item_ids = itertools.count(1)
         self._last_partial = -1.0
-        self._resampler: StreamResampler | None = None
-        self.samples_in = 0  # 16 kHz samples received
         self._ring: deque[tuple[int, np.ndarray]] = deque()
-        self._last_recv = 0.0
         self.gen = 0
         self.response: Response | None = None
         self.user_item: str | None = None  # user item being recognised
@@ -71,84 +52,22 @@ class Session:
         self._partials: dict[str, str] = {}
         self._truncatable: dict[str, tuple[list[Segment], int]] = {}
         self._next_turn_event = 0.0
-        self.closed = False
-
-    # ------------------------------------------------------------ plumbing
-    def drain(self) -> list[Action]:
-        out, self._actions = self._actions, []
-        return out
-
-    def _send(self, type_: str, **fields) -> None:
-        self._actions.append(SendEvent({"type": type_, "event_id": f"evt_{next(self._ids)}",
-                                        **fields}))
-
-    def _error(self, code: str, message: str, type_: str = "invalid_request_error",
-               event_id: str | None = None) -> None:
-        self._actions.append(SendEvent(error_event(code, message, type_=type_, event_id=event_id)))
-
-    def _new_id(self, prefix: str) -> str:
-        return f"{prefix}_{next(self._item_ids)}"
-
-    def _set_state(self, state: State) -> None:
-        if state != self.state:
-            self.state = state
-            self._send("duplex.state", state=state.value)
-
-    def wall_of(self, t_audio: float) -> float:
-        """Driver time at which audio time `t_audio` arrived (real-time streaming assumed)."""
-        return self._last_recv - (self.samples_in / INPUT_RATE - t_audio)
-
-    @property
-    def max_frame_bytes(self) -> int:
-        return self.input_rate * 2 * self.cfg.session.max_frame_ms // 1000
-
-    def session_info(self) -> dict:
-        max_bytes = self.max_frame_bytes
-        return {"id": self.id, "protocol": PROTOCOL_VERSION, "input_sample_rate": self.input_rate,
-                "output_sample_rate": self.output_rate, "input_audio_format": "pcm16",
-                "output_audio_format": "pcm16", "frame_ms": 20, "max_frame_bytes": max_bytes,
-                "instructions": self.instructions, "voice": self.voice, "models": self.models}
 
     # ------------------------------------------------------------ client input
-    def open(self, now: float) -> None:
-        self._last_recv = now
-        self._send("session.created", session=self.session_info())
+    @property
+    def busy(self) -> bool:
+        return self.response is not None
 
-    def receive_bytes(self, data: bytes, now: float) -> None:
-        try:
-            check_audio_bytes(data, self.max_frame_bytes)
-        except ProtocolError as e:
-            self._error(e.code, e.message)
-            return
-        self._ingest(pcm16_to_float(data), now)
+    def _output_rate_changed(self) -> None:
+        self.playout = Playout(self.output_rate, self.cfg.session.playout_lead_ms)
 
-    def receive_text(self, text: str, now: float) -> None:
-        try:
-            ev = parse_event(text)
-            self._dispatch(ev, now)
-        except ProtocolError as e:
-            self._error(e.code, e.message, event_id=e.event_id)
-
-    def _dispatch(self, ev: dict, now: float) -> None:
-        kind, eid = ev["type"], ev.get("event_id")
-        if kind == "session.update":
-            upd = validate_session_update(ev["session"], eid)
-            rates = {k: v for k, v in upd.items() if k.endswith("_rate")}
-            changed = {k: v for k, v in rates.items() if getattr(self, k.replace("_sample", "")) != v}
-            if changed and (self.samples_in or self.response):
-                raise ProtocolError("session_locked", "sample rates can only change before audio "
-                                    "starts", event_id=eid)
-            self.instructions = upd.get("instructions", self.instructions)
-            self.voice = upd.get("voice", self.voice)
-            self.input_rate = rates.get("input_sample_rate", self.input_rate)
-            if "output_sample_rate" in rates:
-                self.output_rate = rates["output_sample_rate"]
-                self.playout = Playout(self.output_rate, self.cfg.session.playout_lead_ms)
-            self._send("session.updated", session=self.session_info())
-        elif kind == "input_audio_buffer.append":
-            data = decode_audio_field(ev)
-            check_audio_bytes(data, self.max_frame_bytes)
-            self._ingest(pcm16_to_float(data), now)
+    def _on_client_event(self, kind: str, ev: dict, now: float) -> None:
+        eid = ev.get("event_id")
+        if kind == "output_audio_buffer.playback":
+            r = self.response
+            if r is not None and ev.get("response_id", r.id) == r.id:
+                self.playout.report(ev["played_ms"] * self.output_rate / 1000, now)
+                self._pump(now)
         elif kind == "input_audio_buffer.commit":
             if self.user_item is None:
                 raise ProtocolError("input_audio_buffer_commit_empty",
@@ -168,23 +87,11 @@ class Session:
             self._stop_response(now, reason="client_cancelled")
         elif kind == "conversation.item.truncate":
             self._truncate(ev["item_id"], float(ev["audio_end_ms"]), eid)
-        elif kind == "output_audio_buffer.playback":
-            r = self.response
-            if r is not None and ev.get("response_id", r.id) == r.id:
-                self.playout.report(ev["played_ms"] * self.output_rate / 1000, now)
-                self._pump(now)
 
-    def _ingest(self, audio: np.ndarray, now: float) -> None:
-        if self._resampler is None:
-            self._resampler = StreamResampler(self.input_rate, INPUT_RATE)
-        audio = self._resampler(audio)
-        if audio.size == 0:
-            return
-        start = self.samples_in
-        self.samples_in += audio.size
-        self._last_recv = now
+    def _on_audio(self, audio: np.ndarray, start: int, now: float) -> None:
         self._ring.append((start, audio))
-        while self._ring and self._ring[0][0] + self._ring[0][1].size < self.samples_in - RING_S * INPUT_RATE:
+        oldest = self.samples_in - RING_S * INPUT_RATE
+        while self._ring and self._ring[0][0] + self._ring[0][1].size < oldest:
             self._ring.popleft()
         if self.user_item in self._asr_live:
             self._actions.append(AsrFeed(self.user_item, audio))

@@ -104,11 +104,22 @@ class Models:
     """The engines of one server process, shared by all its sessions."""
 
     cfg: Config
-    asr: ASR
-    llm: LLM
-    tts: TTS
+    asr: ASR | None
+    llm: LLM | None
+    tts: TTS | None
     vap: Any = None
     names: dict = field(default_factory=dict)
+    flatten: Any = None  # the speech-text engine (session.pipeline = "flatten")
+
+    def new_session(self, session_id: str):
+        """A fresh core session for one connection, of the configured pipeline."""
+        if self.cfg.session.pipeline == "flatten":
+            from duplex.flatten_session import FlattenSession
+
+            return FlattenSession(self.cfg, session_id, self.names)
+        from duplex.session import Session
+
+        return Session(self.cfg, self.turn_taker(), session_id, self.names)
 
     def perceiver(self) -> Perceiver:
         """Per-session perception state (VAD state, VAP context)."""
@@ -130,6 +141,10 @@ class Models:
         import numpy as np
 
         spent = {}
+        if self.flatten is not None:
+            t = time.perf_counter()
+            self.flatten.stream().step(np.zeros(self.flatten.chunk_samples, np.float32))
+            return {"flatten": time.perf_counter() - t}
         t = time.perf_counter()
         self.perceiver().process(np.zeros(3200, np.float32), 0, [False] * 10)
         spent["perception"] = time.perf_counter() - t
@@ -153,6 +168,17 @@ class Models:
 def load_models(cfg: Config, warmup: bool = True) -> Models:
     """Load every engine the config names (errors name the model that failed),
     and run each once so the first conversation pays no start-up cost."""
+    if cfg.session.pipeline == "flatten":
+        from .flatten.engine import FlattenEngine
+
+        models = Models(cfg, None, None, None, None, {"pipeline": "flatten",
+                        "flatten": cfg.flatten.model, "codec": cfg.flatten.codec},
+                        flatten=FlattenEngine.load(cfg.flatten))
+        if warmup:
+            models.warmup()
+        return models
+    if cfg.session.pipeline != "cascade":
+        raise ValueError(f"unknown session.pipeline {cfg.session.pipeline!r} (cascade, flatten)")
     vap = build_vap_runtime(cfg)
     build_vad(cfg).reset()  # fail now, not at the first connection
     asr, llm, tts = build_asr(cfg), build_llm(cfg), build_tts(cfg)

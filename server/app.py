@@ -27,7 +27,6 @@ from websockets.http11 import Request, Response
 
 from duplex.config import Config, load_config
 from duplex.protocol import error_event
-from duplex.session import Session
 
 from .connection import Connection, Pools
 
@@ -94,8 +93,7 @@ class DuplexServer:
         if len(self.connections) >= self.cfg.server.max_sessions:
             await _refuse(ws, "server_full", "server full, try again later", 1013)
             return
-        session = Session(self.cfg, self.models.turn_taker(), f"sess_{next(self._ids)}",
-                          self.models.names)
+        session = self.models.new_session(f"sess_{next(self._ids)}")
         conn = Connection(ws, session, self.models, self.pools, self.cfg.server.queue_size)
         self.connections.add(conn)
         log.info("%s connected from %s", session.id, ws.remote_address)

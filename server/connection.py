@@ -63,11 +63,12 @@ class Connection:
         self.ws, self.session, self.models, self.pools = ws, session, models, pools
         self.clock = clock
         self.loop = asyncio.get_running_loop()
-        self.perceiver = models.perceiver()
+        self._perceiver = None  # made on first use: the flatten pipeline needs none
         self.out_q: asyncio.Queue = asyncio.Queue(queue_size)
         self.perc_q: asyncio.Queue = asyncio.Queue(queue_size)
         self.asr_q: asyncio.Queue = asyncio.Queue(queue_size * 4)
         self.tts_q: asyncio.Queue = asyncio.Queue(queue_size)
+        self.flat_q: asyncio.Queue = asyncio.Queue(queue_size)
         self.wake = asyncio.Event()
         self.drained = asyncio.Event()
         self.cancels: dict[int, threading.Event] = {}
@@ -80,7 +81,8 @@ class Connection:
         self.session.open(self.clock())
         for coro, name in ((self._dispatcher(), "dispatch"), (self._writer(), "write"),
                            (self._perception(), "perception"), (self._asr(), "asr"),
-                           (self._tts(), "tts"), (self._ticker(), "tick")):
+                           (self._tts(), "tts"), (self._ticker(), "tick"),
+                           (self._flatten(), "flatten")):
             self._spawn(coro, name)
         self.wake.set()
         try:
@@ -159,6 +161,8 @@ class Connection:
             ev = self.cancels.pop(a.gen, None)
             if ev is not None:
                 ev.set()
+        elif isinstance(a, A.FlattenStep):
+            await self.flat_q.put(a)
         elif isinstance(a, A.Close):
             await self.ws.close(a.code, a.reason)
 
@@ -176,6 +180,12 @@ class Connection:
             await asyncio.sleep(TICK_S)
             self.session.tick(self.clock())
             self.wake.set()
+
+    @property
+    def perceiver(self):
+        if self._perceiver is None:
+            self._perceiver = self.models.perceiver()
+        return self._perceiver
 
     async def _perception(self) -> None:
         while True:
@@ -290,3 +300,20 @@ class Connection:
                 else:
                     self.session.on_tts_error(a.gen, a.seq, value, now)
                 self.wake.set()
+
+    async def _flatten(self) -> None:
+        """The speech-text model: one step per 160 ms chunk, in order."""
+        engine, stream, resample = self.models.flatten, None, None
+        while True:
+            a: A.FlattenStep = await self.flat_q.get()
+            if stream is None:
+                stream = engine.stream()
+                resample = StreamResampler(engine.output_rate, a.rate, "HQ")
+            try:
+                out = await self._offload(self.pools.llm, stream.step, a.audio)
+            except Exception as e:
+                log.exception("speech-text model failed")
+                self.session.on_flatten_error(a.index, str(e) or type(e).__name__, self.clock())
+            else:
+                self.session.on_flatten_output(a.index, resample(out.audio), out.text, self.clock())
+            self.wake.set()

@@ -25,7 +25,6 @@ from duplex import actions as A
 from duplex.audio import StreamResampler, float_to_pcm16, pcm16_to_float, resample
 from duplex.config import Config
 from duplex.record import CallRecord
-from duplex.session import Session
 
 REPORT_S = 0.1  # the emulated client reports its playback position this often
 
@@ -97,11 +96,11 @@ class VirtualRunner:
     def run(self, audio: np.ndarray, rate: int, session_update: dict | None = None) -> CallRecord:
         """Play `audio` (float32 mono at `rate`) to a fresh session; return the call record."""
         audio = np.asarray(audio, dtype=np.float32)
-        self.session = s = Session(self.cfg, self.models.turn_taker(), "sess_virtual",
-                                   self.models.names)
+        self.session = s = self.models.new_session("sess_virtual")
         self.record = CallRecord(audio, rate, s.output_rate)
-        self.perceiver = self.models.perceiver()
-        self.workers = {k: _Worker(self) for k in ("perception", "asr", "llm", "tts")}
+        self.perceiver = self.models.perceiver() if self.models.flatten is None else None
+        self.flatten = None
+        self.workers = {k: _Worker(self) for k in ("perception", "asr", "llm", "tts", "flatten")}
         self.asr_streams: dict = {}
         self.cancels: dict[int, threading.Event] = {}
         self._last_report = 0.0
@@ -137,7 +136,7 @@ class VirtualRunner:
 
     def _tick(self) -> None:
         s, tl = self.session, self.record.timeline
-        if s.response is not None and self.now - self._last_report >= REPORT_S:
+        if getattr(s, "response", None) is not None and self.now - self._last_report >= REPORT_S:
             self._last_report = self.now
             rid = s.response.id
             played = tl.played_s(self.now, rid) * 1000
@@ -184,6 +183,22 @@ class VirtualRunner:
                 error=lambda m: self._call(s.on_tts_error, a.gen, a.seq, m), cancel=cancel))
         elif isinstance(a, A.Cancel):
             self.cancels.setdefault(a.gen, threading.Event()).set()
+        elif isinstance(a, A.FlattenStep):
+            self._route_flatten(a)
+
+    def _route_flatten(self, a: A.FlattenStep) -> None:
+        engine, s = self.models.flatten, self.session
+        if self.flatten is None:
+            self.flatten = (engine.stream(), StreamResampler(engine.output_rate, a.rate, "HQ"))
+        stream, resampler = self.flatten
+
+        def step():
+            out = stream.step(a.audio)
+            return resampler(out.audio), out.text
+
+        self.workers["flatten"].submit(_Job(
+            (f() for f in [step]), lambda r: self._call(s.on_flatten_output, a.index, *r),
+            error=lambda m: self._call(s.on_flatten_error, a.index, m)))
 
     def _tts_steps(self, a: A.Synthesize, cancel: threading.Event):
         tts = self.models.tts

@@ -17,8 +17,8 @@ pure; rendering the speech is done by duplex.recipes.bench.scenarios.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class Script:
     tail: float = 0.3
 
     @classmethod
-    def from_dict(cls, d: dict, task: str | None = None) -> "Script":
+    def from_dict(cls, d: dict, task: str | None = None) -> Script:
         where = f"scenario {d.get('id', '?')!r}"
         task = d.get("task", task)
         if task not in TASKS:
@@ -134,7 +134,7 @@ class TimingModel:
             self.pools[name] = values[(values >= lo) & (values <= hi)]
 
     @classmethod
-    def from_segments(cls, dialogues: Iterable[tuple[Sequence, Sequence]]) -> "TimingModel":
+    def from_segments(cls, dialogues: Iterable[tuple[Sequence, Sequence]]) -> TimingModel:
         pauses, gaps = [], []
         for a, b in dialogues:
             p, g = silences(a, b)

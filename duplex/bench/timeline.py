@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def voiced_segments(audio: np.ndarray, rate: int, *, floor: float = 0.003, rel: 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
         raise ValueError(f"expected mono audio, got shape {audio.shape}")
-    hop = max(1, int(round(rate * frame_s)))
+    hop = max(1, round(rate * frame_s))
     n = audio.size // hop
     if n == 0:
         return []
@@ -169,7 +169,7 @@ class AgentTimeline:
         """Words that start in [start, end)."""
         return [w for w in self.words if start <= w.start < end]
 
-    def cropped(self, end: float) -> "AgentTimeline":
+    def cropped(self, end: float) -> AgentTimeline:
         """What a recording `end` seconds long holds (FDB's output.wav is as long as the input)."""
         segs = [(s, min(e, end)) for s, e in self.segments if s < end]
         words = [Word(w.text, w.start, min(w.end, end)) for w in self.words if w.start < end]
@@ -180,11 +180,15 @@ def agent_timeline(events: Sequence[tuple[float, dict]], track: np.ndarray,
                    rate: int) -> AgentTimeline:
     """Agent segments from `track` (time-synchronous agent audio), words from events."""
     segments = voiced_segments(track, rate)
-    responses = [r for r in parse_responses(events)]
-    started = [r for r in responses if r.started_at is not None]
+    responses = parse_responses(events)
+    # A response's audio starts at `output_audio_buffer.started` (at its creation for
+    # servers that do not send that event) and ends before the next response's.
+    started = [r for r in responses if (r.started_at or r.created_at) is not None]
+    starts = [(r.started_at if r.started_at is not None else r.created_at) - START_SLACK_S
+              for r in started]
     for i, r in enumerate(started):
-        lo = r.started_at - START_SLACK_S
-        hi = started[i + 1].started_at - START_SLACK_S if i + 1 < len(started) else math.inf
+        lo = starts[i]
+        hi = starts[i + 1] if i + 1 < len(started) else math.inf
         r.intervals = [(max(s, lo), min(e, hi)) for s, e in segments if e > lo and s < hi]
         r.words = place_words(r.heard_text, r.intervals)
     words = sorted((w for r in started for w in r.words), key=lambda w: w.start)

@@ -2,9 +2,25 @@
 training and serving (`format`), and the dialogue kinds that turn ordinary
 chat into duplex training examples (`kinds`). Pure logic: no model, no I/O."""
 from .format import (
-    ASSISTANT, CUT, EOS, IDLE, IDLE_SLICE, SPECIAL_TOKENS, SYSTEM, USER, AssistantSlice,
-    DuplexDialogue, Rendered, SpecialIds, Tick, render, render_header, render_tick, rollback,
-    split_tokens, split_words,
+    ASSISTANT,
+    CUT,
+    EOS,
+    IDLE,
+    IDLE_SLICE,
+    SPECIAL_TOKENS,
+    SYSTEM,
+    USER,
+    AssistantSlice,
+    DuplexDialogue,
+    Rendered,
+    SpecialIds,
+    Tick,
+    render,
+    render_header,
+    render_tick,
+    rollback,
+    split_tokens,
+    split_words,
 )
 from .kinds import KINDS, chat_pairs, make_dialogue
 

@@ -69,7 +69,8 @@ class SpecialIds:
     def from_tokenizer(cls, tokenizer) -> "SpecialIds":
         """Look the markers up in a Hugging Face tokenizer (they must have been added)."""
         ids = {}
-        for name, token in zip(("system", "user", "assistant", "idle", "eos", "cut"), SPECIAL_TOKENS):
+        names = ("system", "user", "assistant", "idle", "eos", "cut")
+        for name, token in zip(names, SPECIAL_TOKENS):
             tid = tokenizer.convert_tokens_to_ids(token)
             if tid is None or tid == tokenizer.unk_token_id:
                 raise ValueError(

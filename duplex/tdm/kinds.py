@@ -9,6 +9,8 @@ message (silent user ticks), so it learns not to take the floor early.
 - basic: every user/assistant pair in turn, with silent gaps between turns.
 - generation_termination: the user cuts in on an answer ("okay, stop"): the
   assistant goes `<idle>` in the very tick the cut-in arrives and stays so.
+  (In every kind with a cut-in, the assistant is `<idle>` from the cut-in's
+  first tick until one silent user tick after it, then may speak again.)
 - regeneration: the user cuts in asking for it again ("sorry, start over",
   "shorter please"): it stops, then gives the answer again (or its first
   sentence).
@@ -121,9 +123,8 @@ class _Timeline:
                 self.ticks.append(Tick("", IDLE_SLICE))  # a pause inside the sentence
             self.ticks.append(Tick(piece, IDLE_SLICE))
 
-    def slices(self, text: str, prefix: str = "") -> list[AssistantSlice]:
-        tokens = self.encode(f"{prefix} {text}".strip() if prefix else text)
-        return split_tokens(tokens, self.k)
+    def slices(self, text: str) -> list[AssistantSlice]:
+        return split_tokens(self.encode(text), self.k)
 
     def speak(self, slices: Sequence[AssistantSlice]) -> None:
         """The assistant says `slices`, starting in the last tick if it was silent there."""
@@ -151,7 +152,8 @@ class _Timeline:
         self.ticks.append(Tick("", IDLE_SLICE))
 
     def dialogue(self, system: str, kind: str) -> DuplexDialogue:
-        return DuplexDialogue(system, self.ticks, kind, tuple(self.cut_ins), tuple(self.backchannels))
+        return DuplexDialogue(system, self.ticks, kind, tuple(self.cut_ins),
+                              tuple(self.backchannels))
 
 
 def _text_slices(answer: list[AssistantSlice]) -> int:

@@ -1,0 +1,132 @@
+"""Turn-taking v2: Voice Activity Projection (REFERENCE §2).
+
+The perception worker puts the model's projections for each 20 ms frame in
+`frame.vap` (speaker 0 = user, 1 = agent). The policy:
+
+- user turn, then silence: take the floor as soon as the model projects a
+  shift (p_now[agent] >= shift_threshold) once min_gap_ms of silence has
+  passed; wait through silences it projects as holds; take it anyway after
+  max_silence_ms (the safety net).
+- user speech over the agent: once it is confirmed speech (min_speech_ms),
+  hold the agent's audio (PAUSE_AGENT, if pause_on_overlap) unless the model
+  already calls it a backchannel. Then either it ends within
+  backchannel_max_ms while the model does not project a user turn
+  (p_future[user] < user_turn_threshold): BACKCHANNEL (+ RESUME_AGENT); or it
+  is a turn: INTERRUPT, at vap_interrupt_ms if the model projects a user
+  turn, else when it outlasts backchannel_max_ms. A sound shorter than
+  backchannel_max_ms can only interrupt after it ended with a projected user
+  turn, so an "mm-hm" the model recognises never stops the agent.
+- while the user holds the floor: BACKCHANNEL_OPPORTUNITY when the model
+  projects that the agent would make a short sound now (p_bc[agent]).
+
+Without projections (`frame.vap is None`) it behaves like the VAD policy
+(end of turn after end_silence_ms).
+"""
+from __future__ import annotations
+
+from ..config import TurnConfig, VADConfig
+from .base import AGENT, USER, Frame, TurnEvent, TurnEventKind as K, VapOutput
+from .speech_tracker import SpeechTracker
+
+
+class VAPPolicy:
+    name = "vap"
+
+    def __init__(self, cfg: TurnConfig | None = None, vad: VADConfig | None = None):
+        self.cfg = cfg = cfg or TurnConfig()
+        vad = vad or VADConfig()
+        for name in ("shift_threshold", "user_turn_threshold", "backchannel_threshold",
+                     "bc_opportunity_threshold"):
+            if not 0.0 <= getattr(cfg, name) <= 1.0:
+                raise ValueError(f"turn.{name} must lie in [0, 1], got {getattr(cfg, name)}")
+        if not cfg.min_gap_ms <= cfg.max_silence_ms:
+            raise ValueError("turn.min_gap_ms must not exceed turn.max_silence_ms")
+        self.tracker = SpeechTracker(vad.threshold, vad.neg_threshold, cfg.min_speech_ms,
+                                     cfg.hangover_ms)
+        self.reset()
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self._turn_open = False  # the user spoke since the floor was last taken
+        self._overlap = False  # the current user segment started while the agent spoke
+        self._paused = False  # we asked for the agent's audio to be held
+        self._interrupted = False
+        self._last_opportunity = float("-inf")
+
+    @property
+    def user_speaking(self) -> bool:
+        return self.tracker.confirmed
+
+    @property
+    def agent_paused(self) -> bool:
+        return self._paused
+
+    def _user_turn(self, vap: VapOutput | None) -> bool:
+        return vap is not None and vap.p_future[USER] >= self.cfg.user_turn_threshold
+
+    def _interrupt(self, t: float, frame: Frame, reason: str) -> TurnEvent:
+        self._interrupted, self._turn_open, self._paused = True, True, False
+        info = {"reason": reason, "voiced_ms": self.tracker.voiced_ms}
+        if frame.vap is not None:
+            info["p_future_user"] = round(frame.vap.p_future[USER], 3)
+        return TurnEvent(K.INTERRUPT, t, info)
+
+    def update(self, frame: Frame) -> list[TurnEvent]:
+        cfg, tr, vap = self.cfg, self.tracker, frame.vap
+        events: list[TurnEvent] = []
+        for what, t in tr.update(frame.t, frame.p_user):
+            if what == "start":
+                self._overlap = frame.agent_active or self._paused
+                self._interrupted = False
+                events.append(TurnEvent(K.SPEECH_START, t, {"overlap": self._overlap}))
+                if not self._overlap:
+                    self._turn_open = True
+                elif (cfg.pause_on_overlap and not self._paused
+                      and not (vap is not None and vap.p_bc[USER] >= cfg.backchannel_threshold)):
+                    self._paused = True
+                    events.append(TurnEvent(K.PAUSE_AGENT, frame.t, {
+                        "p_backchannel": None if vap is None else round(vap.p_bc[USER], 3)}))
+            else:
+                events.append(TurnEvent(K.SPEECH_END, t))
+                if self._overlap and not self._interrupted:
+                    dur = int(round((t - tr.onset_t) * 1000))
+                    if dur <= cfg.backchannel_max_ms and not self._user_turn(vap):
+                        events.append(TurnEvent(K.BACKCHANNEL, t, {"duration_ms": dur}))
+                        if self._paused:
+                            self._paused = False
+                            events.append(TurnEvent(K.RESUME_AGENT, frame.t))
+                    else:
+                        events.append(self._interrupt(tr.onset_t, frame, "turn_after_overlap"))
+                self._overlap = False
+        if self._overlap and tr.confirmed and not self._interrupted:
+            if tr.voiced_ms > cfg.backchannel_max_ms:
+                events.append(self._interrupt(tr.onset_t, frame, "long_overlap"))
+            elif tr.voiced_ms >= cfg.vap_interrupt_ms and self._user_turn(vap):
+                events.append(self._interrupt(tr.onset_t, frame, "vap"))
+        if self._turn_open and not tr.active and not frame.agent_active:
+            events += self._end_of_turn(frame)
+        if (vap is not None and self._turn_open and not frame.agent_active
+                and vap.p_bc[AGENT] >= cfg.bc_opportunity_threshold
+                and (frame.t - self._last_opportunity) * 1000 >= cfg.bc_opportunity_gap_ms):
+            self._last_opportunity = frame.t
+            events.append(TurnEvent(K.BACKCHANNEL_OPPORTUNITY, frame.t,
+                                    {"p_backchannel": round(vap.p_bc[AGENT], 3)}))
+        return events
+
+    def _end_of_turn(self, frame: Frame) -> list[TurnEvent]:
+        cfg, vap = self.cfg, frame.vap
+        silence = self.tracker.silence_ms(frame.t)
+        reason = None
+        if silence >= cfg.max_silence_ms:
+            reason = "max_silence"
+        elif vap is None:
+            reason = "silence" if silence >= cfg.end_silence_ms else None
+        elif silence >= cfg.min_gap_ms and vap.p_now[AGENT] >= cfg.shift_threshold:
+            reason = "vap"
+        if reason is None:
+            return []
+        self._turn_open = False
+        info = {"reason": reason, "silence_ms": round(silence)}
+        if vap is not None:
+            info["p_shift"] = round(vap.p_now[AGENT], 3)
+        return [TurnEvent(K.END_OF_TURN, frame.t, info)]
