@@ -93,5 +93,23 @@ class FlattenStep:
     rate: int = 24_000
 
 
+@dataclass
+class DuplexTick:
+    """One tick of the time-sliced duplex LLM: append the user's slice (None = <idle>)
+    and decode the assistant's slice. Ticks of a session run in order."""
+
+    seq: int
+    user_text: str | None
+    end_of_turn: bool = False
+    instructions: str = ""  # the system prompt, used when the model's session opens
+
+
+@dataclass
+class DuplexRollback:
+    """The last `unspoken_chars` characters of the assistant's text were never heard."""
+
+    unspoken_chars: int
+
+
 Action = (SendEvent | SendAudio | Perceive | AsrStart | AsrFeed | AsrFinish | AsrCancel | Respond
-          | Synthesize | Cancel | Close | FlattenStep)
+          | Synthesize | Cancel | Close | FlattenStep | DuplexTick | DuplexRollback)

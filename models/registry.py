@@ -43,13 +43,18 @@ def build_asr(cfg: Config) -> ASR:
     return build_asr_engine(cfg.asr)
 
 
-def build_llm(cfg: Config) -> LLM:
+def build_llm(cfg: Config):
+    """A chat LLM (`hf`), or the time-sliced duplex engine (`tdm`, shared by all sessions)."""
     engine = cfg.llm.engine
     if engine == "hf":
         from .llm_hf import HFChatLLM
 
         return HFChatLLM(cfg.llm)
-    raise ValueError(f"unknown llm.engine {engine!r} (known: hf)")
+    if engine == "tdm":
+        from .tdm.engine import DuplexEngine
+
+        return DuplexEngine.load(cfg.llm)
+    raise ValueError(f"unknown llm.engine {engine!r} (known: hf, tdm)")
 
 
 def build_tts(cfg: Config) -> TTS:
@@ -117,6 +122,10 @@ class Models:
             from duplex.flatten_session import FlattenSession
 
             return FlattenSession(self.cfg, session_id, self.names)
+        if self.cfg.llm.engine == "tdm":
+            from duplex.duplex_session import DuplexSession
+
+            return DuplexSession(self.cfg, self.turn_taker(), session_id, self.names)
         from duplex.session import Session
 
         return Session(self.cfg, self.turn_taker(), session_id, self.names)
@@ -154,9 +163,14 @@ class Models:
         stream.finish()
         spent["asr"] = time.perf_counter() - t
         t = time.perf_counter()
-        messages = [{"role": "system", "content": "warm up"}, {"role": "user", "content": "hi"}]
-        for _ in self.llm.generate(messages, cancel=threading.Event(), max_new_tokens=2):
-            pass
+        if self.cfg.llm.engine == "tdm":
+            sid = self.llm.open("warm up")
+            self.llm.step(sid, "hi", end_of_turn=True, max_tokens=2)
+            self.llm.close(sid)
+        else:
+            messages = [{"role": "system", "content": "warm up"}, {"role": "user", "content": "hi"}]
+            for _ in self.llm.generate(messages, cancel=threading.Event(), max_new_tokens=2):
+                pass
         spent["llm"] = time.perf_counter() - t
         t = time.perf_counter()
         for _ in self.tts.synthesize("Hello.", voice=self.cfg.tts.voice):
@@ -183,7 +197,9 @@ def load_models(cfg: Config, warmup: bool = True) -> Models:
     build_vad(cfg).reset()  # fail now, not at the first connection
     asr, llm, tts = build_asr(cfg), build_llm(cfg), build_tts(cfg)
     names = {"vad": cfg.vad.engine, "turn": cfg.turn.engine,
-             "asr": f"{cfg.asr.engine}:{cfg.asr.model}", "llm": f"{cfg.llm.engine}:{cfg.llm.model}",
+             "asr": f"{cfg.asr.engine}:{cfg.asr.model}",
+             "llm": f"{cfg.llm.engine}:{cfg.llm.model}" + (
+                 f" ({cfg.llm.mode} mode)" if cfg.llm.engine == "tdm" else ""),
              "tts": f"{cfg.tts.engine}:{cfg.tts.model}"}
     models = Models(cfg, asr, llm, tts, vap, names)
     if warmup:

@@ -69,6 +69,8 @@ class Connection:
         self.asr_q: asyncio.Queue = asyncio.Queue(queue_size * 4)
         self.tts_q: asyncio.Queue = asyncio.Queue(queue_size)
         self.flat_q: asyncio.Queue = asyncio.Queue(queue_size)
+        self.duplex_q: asyncio.Queue = asyncio.Queue(queue_size)
+        self.duplex_sid: str | None = None
         self.wake = asyncio.Event()
         self.drained = asyncio.Event()
         self.cancels: dict[int, threading.Event] = {}
@@ -82,7 +84,7 @@ class Connection:
         for coro, name in ((self._dispatcher(), "dispatch"), (self._writer(), "write"),
                            (self._perception(), "perception"), (self._asr(), "asr"),
                            (self._tts(), "tts"), (self._ticker(), "tick"),
-                           (self._flatten(), "flatten")):
+                           (self._flatten(), "flatten"), (self._duplex(), "duplex")):
             self._spawn(coro, name)
         self.wake.set()
         try:
@@ -125,6 +127,8 @@ class Connection:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.futures:  # thread jobs see their cancel events and return promptly
             await asyncio.wait(list(self.futures), timeout=10)
+        if self.duplex_sid is not None:  # the duplex engine forgets this conversation
+            await self.loop.run_in_executor(self.pools.llm, self.models.llm.close, self.duplex_sid)
 
     def _offload(self, pool, fn, *args) -> asyncio.Future:
         fut = self.loop.run_in_executor(pool, fn, *args)
@@ -163,6 +167,8 @@ class Connection:
                 ev.set()
         elif isinstance(a, A.FlattenStep):
             await self.flat_q.put(a)
+        elif isinstance(a, (A.DuplexTick, A.DuplexRollback)):
+            await self.duplex_q.put(a)
         elif isinstance(a, A.Close):
             await self.ws.close(a.code, a.reason)
 
@@ -316,4 +322,27 @@ class Connection:
                 self.session.on_flatten_error(a.index, str(e) or type(e).__name__, self.clock())
             else:
                 self.session.on_flatten_output(a.index, resample(out.audio), out.text, self.clock())
+            self.wake.set()
+
+    async def _duplex(self) -> None:
+        """Ticks and rollbacks of the time-sliced duplex LLM, in order."""
+        engine = self.models.llm
+        while True:
+            a = await self.duplex_q.get()
+            try:
+                if self.duplex_sid is None:
+                    instructions = a.instructions if isinstance(a, A.DuplexTick) else ""
+                    self.duplex_sid = await self._offload(self.pools.llm, engine.open, instructions)
+                if isinstance(a, A.DuplexRollback):
+                    await self._offload(self.pools.llm, engine.rollback, self.duplex_sid,
+                                        a.unspoken_chars)
+                    continue
+                r = await self._offload(self.pools.llm, lambda: engine.step(
+                    self.duplex_sid, a.user_text, end_of_turn=a.end_of_turn))
+            except Exception as e:
+                log.exception("duplex LLM failed")
+                if isinstance(a, A.DuplexTick):
+                    self.session.on_tick_error(a.seq, str(e) or type(e).__name__, self.clock())
+            else:
+                self.session.on_tick_result(a.seq, r.text, r.state, self.clock())
             self.wake.set()

@@ -101,6 +101,7 @@ class VirtualRunner:
         self.perceiver = self.models.perceiver() if self.models.flatten is None else None
         self.flatten = None
         self.workers = {k: _Worker(self) for k in ("perception", "asr", "llm", "tts", "flatten")}
+        self.duplex_sid = None
         self.asr_streams: dict = {}
         self.cancels: dict[int, threading.Event] = {}
         self._last_report = 0.0
@@ -128,6 +129,8 @@ class VirtualRunner:
             fn()
         self._call(s.close)
         self._heap.clear()
+        if self.duplex_sid is not None:
+            self.models.llm.close(self.duplex_sid)
         return self.record
 
     def _call(self, method, *args) -> None:
@@ -185,6 +188,29 @@ class VirtualRunner:
             self.cancels.setdefault(a.gen, threading.Event()).set()
         elif isinstance(a, A.FlattenStep):
             self._route_flatten(a)
+        elif isinstance(a, (A.DuplexTick, A.DuplexRollback)):
+            self._route_duplex(a)
+
+    def _route_duplex(self, a) -> None:
+        engine, s = self.models.llm, self.session
+
+        def step():
+            if self.duplex_sid is None:
+                self.duplex_sid = engine.open(getattr(a, "instructions", ""))
+            if isinstance(a, A.DuplexRollback):
+                engine.rollback(self.duplex_sid, a.unspoken_chars)
+                return None
+            return engine.step(self.duplex_sid, a.user_text, end_of_turn=a.end_of_turn)
+
+        def deliver(r):
+            if r is not None:
+                self._call(s.on_tick_result, a.seq, r.text, r.state)
+
+        def error(message):
+            if isinstance(a, A.DuplexTick):
+                self._call(s.on_tick_error, a.seq, message)
+
+        self.workers["llm"].submit(_Job((f() for f in [step]), deliver, error=error))
 
     def _route_flatten(self, a: A.FlattenStep) -> None:
         engine, s = self.models.flatten, self.session
