@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from duplex.models import hub
-from duplex.models.llm_hf import MODEL_FILES, pick_device, pick_dtype
+from duplex.models.llm_hf import pick_device, pick_dtype, resolve_causal_lm
 
 from duplex.config import LLMConfig
 from duplex.errors import ModelUnavailable
@@ -42,12 +42,7 @@ def add_tdm_tokens(tokenizer, model=None) -> int:
 
 def model_path(name: str) -> Path:
     """A model name (Hub id, local dir, or "tiny-random") as a local directory."""
-    if name == "tiny-random":
-        from duplex.models.tiny import announce_tiny_model, ensure_tiny_llm
-
-        announce_tiny_model("LLM")
-        return ensure_tiny_llm()
-    return hub.snapshot("llm", name, MODEL_FILES)
+    return resolve_causal_lm("llm", name)
 
 
 def read_meta(path: str | Path) -> dict:
