@@ -247,7 +247,7 @@ class Connection:
 
     async def _llm(self, a: A.Respond, cancel: threading.Event) -> None:
         chan = ThreadChannel(self.loop, 64)
-        llm, max_tokens = self.models.llm, self.models.cfg.llm.max_new_tokens
+        llm, max_tokens = self.models.llm, self.session.cfg.llm.max_new_tokens
 
         def work():
             try:

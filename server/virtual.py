@@ -238,8 +238,17 @@ class VirtualRunner:
     def _route_asr(self, a) -> None:
         s, streams, item = self.session, self.asr_streams, a.item_id
         asr = self.models.asr
+        pending = getattr(self, "_feed", None)
+        if isinstance(a, A.AsrFeed) and pending and pending[0] == item and not pending[2]:
+            pending[1].append(a.audio)  # merged into the queued feed, as the server does
+            return
+        chunks: list = [a.audio] if isinstance(a, A.AsrFeed) else []
+        state = [item, chunks, False]  # item, audio to feed, started
+        if isinstance(a, A.AsrFeed):
+            self._feed = state
 
         def step():
+            state[2] = True
             if isinstance(a, A.AsrStart):
                 streams[item] = asr.stream(self.cfg.asr.language)
                 return None
@@ -247,7 +256,7 @@ class VirtualRunner:
             if stream is None:
                 return None
             if isinstance(a, A.AsrFeed):
-                return ("partial", stream.feed(a.audio))
+                return ("partial", stream.feed(np.concatenate(chunks)))
             streams.pop(item)
             text = stream.finish()
             return ("final", text) if isinstance(a, A.AsrFinish) else None

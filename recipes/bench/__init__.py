@@ -1,0 +1,1 @@
+"""Full-duplex behaviour benchmarks: `duplex bench` (see cli.py)."""
