@@ -117,7 +117,7 @@ class DuplexServer:
             self.handler, host or self.cfg.server.host,
             self.cfg.server.port if port is None else port,
             process_request=self.process_request, max_size=MAX_MESSAGE, max_queue=64,
-            ping_interval=20, ping_timeout=20)
+            ping_interval=20, ping_timeout=20, close_timeout=3)
         return self._server
 
     @property

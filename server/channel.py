@@ -17,10 +17,11 @@ class ThreadChannel:
     def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int = 64):
         self.loop = loop
         self.queue: asyncio.Queue = asyncio.Queue(maxsize)
+        self.abandoned = threading.Event()  # set when nobody will read any more
 
     def push(self, item, cancel: threading.Event | None = None) -> bool:
-        """From a thread: put `item`, waiting while full. False if cancelled or closed."""
-        if self.loop.is_closed():
+        """From a thread: put `item`, waiting while full. False if cancelled or abandoned."""
+        if self.loop.is_closed() or self.abandoned.is_set():
             return False
         fut = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
         while True:
@@ -28,15 +29,17 @@ class ThreadChannel:
                 fut.result(timeout=0.05)
                 return True
             except concurrent.futures.TimeoutError:
-                if (cancel is not None and cancel.is_set()) or self.loop.is_closed():
+                if ((cancel is not None and cancel.is_set()) or self.abandoned.is_set()
+                        or self.loop.is_closed()):
                     fut.cancel()
                     return False
             except (concurrent.futures.CancelledError, RuntimeError):
                 return False
 
-    def close(self, cancel: threading.Event | None = None) -> None:
-        """From a thread: mark the end of the stream."""
-        self.push(_CLOSED, None if cancel is None else _never_cancelled)
+    def close(self) -> None:
+        """From a thread: mark the end of the stream (the reader waits for it even
+        after a cancel; only an abandoned channel drops it)."""
+        self.push(_CLOSED)
 
     async def __aiter__(self):
         while True:
@@ -45,5 +48,3 @@ class ThreadChannel:
                 return
             yield item
 
-
-_never_cancelled = threading.Event()

@@ -76,6 +76,7 @@ class Connection:
         self.cancels: dict[int, threading.Event] = {}
         self.tasks: set[asyncio.Task] = set()
         self.futures: set[asyncio.Future] = set()  # thread jobs, awaited on close
+        self.channels: set[ThreadChannel] = set()  # their result channels
         self.closing = False
 
     # ------------------------------------------------------------ lifecycle
@@ -120,6 +121,8 @@ class Connection:
         self.session.close(self.clock())
         for ev in self.cancels.values():
             ev.set()
+        for chan in self.channels:
+            chan.abandoned.set()
         current = asyncio.current_task()
         tasks = [t for t in self.tasks if t is not current]
         for t in tasks:
@@ -129,6 +132,13 @@ class Connection:
             await asyncio.wait(list(self.futures), timeout=10)
         if self.duplex_sid is not None:  # the duplex engine forgets this conversation
             await self.loop.run_in_executor(self.pools.llm, self.models.llm.close, self.duplex_sid)
+
+    def _channel(self, size: int) -> ThreadChannel:
+        chan = ThreadChannel(self.loop, size)
+        if self.closing:
+            chan.abandoned.set()
+        self.channels.add(chan)
+        return chan
 
     def _offload(self, pool, fn, *args) -> asyncio.Future:
         fut = self.loop.run_in_executor(pool, fn, *args)
@@ -175,6 +185,13 @@ class Connection:
     def _stale(self, gen: int) -> bool:
         r = self.session.response
         return r is None or r.gen != gen
+
+    async def _drain(self, chan: ThreadChannel):
+        try:
+            async for item in chan:
+                yield item
+        finally:
+            self.channels.discard(chan)
 
     # ------------------------------------------------------------ workers
     async def _writer(self) -> None:
@@ -246,7 +263,7 @@ class Connection:
             self.session.on_asr_error(item, str(e) or type(e).__name__, self.clock())
 
     async def _llm(self, a: A.Respond, cancel: threading.Event) -> None:
-        chan = ThreadChannel(self.loop, 64)
+        chan = self._channel(64)
         llm, max_tokens = self.models.llm, self.session.cfg.llm.max_new_tokens
 
         def work():
@@ -263,7 +280,7 @@ class Connection:
                 chan.close()
 
         self._offload(self.pools.llm, work)
-        async for kind, value in chan:
+        async for kind, value in self._drain(chan):
             now = self.clock()
             if kind == "delta":
                 self.session.on_llm_delta(a.gen, value, now)
@@ -280,7 +297,7 @@ class Connection:
             cancel = self.cancels.get(a.gen)
             if self._stale(a.gen) or cancel is None or cancel.is_set():
                 continue  # a cancelled response's sentence: never synthesized
-            chan = ThreadChannel(self.loop, 16)
+            chan = self._channel(16)
 
             def work(a=a, cancel=cancel, chan=chan):
                 resample = StreamResampler(tts.sample_rate, a.rate, "HQ")
@@ -297,7 +314,7 @@ class Connection:
                     chan.close()
 
             self._offload(self.pools.tts, work)
-            async for kind, value in chan:
+            async for kind, value in self._drain(chan):
                 now = self.clock()
                 if kind == "audio":
                     self.session.on_tts_audio(a.gen, a.seq, value, now)

@@ -218,7 +218,9 @@ def test_health_and_unknown_paths(server):
     import urllib.error
     import urllib.request
 
-    assert urllib.request.urlopen(server.http + "/healthz").read() == b"ok\n"
+    with urllib.request.urlopen(server.http + "/healthz") as r:
+        assert r.read() == b"ok\n"
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(server.http + "/../../etc/passwd")
+    e.value.close()
     assert e.value.code == 404
