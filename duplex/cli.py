@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("", "train a model: `duplex train vap|tdm|flatten ...`"),
     "eval": ("", "evaluate a model: `duplex eval vap|tdm ...`"),
 }
-RECIPES = ("vap", "tdm", "flatten")
+RECIPES = {"train": ("vap", "tdm", "flatten"), "eval": ("vap", "tdm")}
 
 
 def _usage() -> str:
@@ -30,9 +30,10 @@ def _usage() -> str:
 
 def _resolve(argv: list[str]) -> tuple[str, list[str]]:
     command, rest = argv[0], argv[1:]
-    if command in ("train", "eval"):
-        if not rest or rest[0] not in RECIPES:
-            raise SystemExit(f"usage: duplex {command} {{{'|'.join(RECIPES)}}} [args...]")
+    if command in RECIPES:
+        names = RECIPES[command]
+        if not rest or rest[0] not in names:
+            raise SystemExit(f"usage: duplex {command} {{{'|'.join(names)}}} [args...]")
         module = "train" if command == "train" else "evaluate"
         return f"duplex.recipes.{rest[0]}.{module}", rest[1:]
     if command not in COMMANDS:
