@@ -43,6 +43,17 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def switchboard() -> Path:
+    """The shared Switchboard word timings; tests that need them skip (saying so) without."""
+    from duplex.data.switchboard import default_path
+
+    path = default_path()
+    if not path.exists():
+        pytest.skip(f"Switchboard word timings not found ({path}); set DUPLEX_SWITCHBOARD")
+    return path
+
+
+@pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """A per-run directory for the small models tests build."""
     return tmp_path_factory.mktemp("models")

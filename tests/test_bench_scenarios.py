@@ -69,6 +69,7 @@ def test_silences_split_into_pauses_and_gaps():
     assert pauses == pytest.approx([0.5]) and gaps == pytest.approx([0.3])
 
 
+@pytest.mark.usefixtures("switchboard")
 def test_switchboard_timing_matches_the_reference_statistics():
     model = switchboard_timing(200)
     # REFERENCE §1 (whole corpus, 10 ms frames): pauses median 370 ms, gaps median 260 ms.

@@ -16,8 +16,8 @@ RATE = 24000
 
 
 @pytest.fixture(scope="module")
-def dialogue():
-    return next(load_dialogues(limit=1))
+def dialogue(switchboard):
+    return next(load_dialogues(switchboard, limit=1))
 
 
 def rms(audio, start, end):
@@ -74,6 +74,7 @@ def test_moshi_layout_round_trip(tmp_path, dialogue):
     assert r16 == 16000 and len(agent16) == 6 * 16000
 
 
+@pytest.mark.usefixtures("switchboard")
 def test_build_dataset_writes_clips_of_the_requested_length(tmp_path):
     path = build_dataset(tmp_path, limit=1, clip_s=3.0, clips_per_dialogue=2)
     clips = read_manifest(path)

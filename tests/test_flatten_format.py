@@ -149,6 +149,7 @@ def test_flatten_then_unflatten_returns_codes_and_word_starts(variant):
     assert got(back.user_words) == (on_grid(u_words) if variant == "full_user_text" else [])
 
 
+@pytest.mark.usefixtures("switchboard")
 def test_round_trip_on_a_switchboard_dialogue_with_a_real_tokenizer(llm_dir):
     from duplex.models.flatten.text import word_codec
     from transformers import AutoTokenizer

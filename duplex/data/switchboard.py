@@ -25,7 +25,7 @@ def default_path() -> Path:
     if env:
         return Path(env)
     here = Path(__file__).resolve()
-    for parent in here.parents:
+    for parent in [*here.parents, Path.cwd(), *Path.cwd().parents]:
         cand = parent / "shared" / "data" / "switchboard_ms98_words.jsonl.gz"
         if cand.exists():
             return cand
