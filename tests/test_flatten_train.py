@@ -59,13 +59,15 @@ def test_loss_is_the_weighted_mean_of_text_plus_that_of_audio(llm_dir):
 
 
 @pytest.mark.slow
-def test_cli_smoke_run_trains_with_lora_checkpoints_and_resumes(tmp_path, llm_dir, codec_dir):
+def test_cli_smoke_run_trains_with_lora_checkpoints_and_resumes(tmp_path, llm_dir, codec_dir,
+                                                                short_dialogue):
     from duplex.models.flatten import FlattenEngine
-    from duplex.recipes.data.synth_dialogues import build_dataset
+    from duplex.recipes.data.moshi_format import read_manifest, write_manifest
 
     from duplex.cli import main
 
-    data = build_dataset(tmp_path / "data", limit=1, clip_s=4.0, clips_per_dialogue=2)
+    (clip,) = read_manifest(short_dialogue)
+    data = write_manifest(tmp_path / "train.jsonl", [clip, clip], absolute=True)  # a batch of 2
     out = tmp_path / "run"
     args = ["train", "flatten", "--config", "tiny", "--data", str(data), "--model", str(llm_dir),
             "--codec", str(codec_dir), "--output", str(out)]
