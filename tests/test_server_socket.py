@@ -224,3 +224,16 @@ def test_health_and_unknown_paths(server):
         urllib.request.urlopen(server.http + "/../../etc/passwd")
     e.value.close()
     assert e.value.code == 404
+
+
+def test_an_oversized_message_closes_only_that_session(server):
+    async def main():
+        async with connect(server.url, max_size=None) as ws:
+            await ws.recv()
+            await ws.send(b"\0" * (2 << 20))  # 2 MiB: over the transport limit
+            await ws.wait_closed()
+            code = ws.close_code
+        async with DuplexClient(server.url) as c:  # the server is still there
+            return code, c.session["protocol"]
+
+    assert run(main()) == (1009, "duplex/1")
