@@ -32,15 +32,19 @@ class TurnConfig:
     # vap policy
     vap_model: str = ""  # path to a VAP .onnx; empty = the checkpoint shipped in duplex.models
     vap_context_s: float = 5.0  # bounded context of the streaming model
-    shift_threshold: float = 0.5  # P(agent next) above which a pause is a shift
+    # vap defaults chosen on Switchboard validation dialogues (recipes/vap/compare.py): the
+    # rate of taking the floor in a hold of an 800 ms silence timeout, with shorter gaps
+    shift_threshold: float = 0.6  # P(agent next) above which a pause is a shift: answer early
     min_gap_ms: int = 100  # earliest take-over after the user goes silent
     max_silence_ms: int = 1200  # safety net: take the floor after this much silence anyway
     backchannel_max_ms: int = 1000  # user sound over the agent up to this long can be a backchannel
     pause_on_overlap: bool = True  # hold agent audio while an overlap is undecided
+    hold_threshold: float = 0.2  # vap: below this P(shift) a silence is a predicted hold: wait ...
+    vap_end_silence_ms: int = 700  # ... otherwise take the floor after this much silence
     user_turn_threshold: float = 0.5  # vap: P(user speaks 0.6-2 s ahead) above which overlap is a turn
     vap_interrupt_ms: int = 400  # vap: earliest barge-in, when the model predicts a user turn
     backchannel_threshold: float = 0.6  # vap: P(backchannel) above which overlap does not pause the agent
-    bc_opportunity_threshold: float = 0.35  # vap: P(agent backchannel) that makes an "mm-hm" moment
+    bc_opportunity_threshold: float = 0.105  # vap: P(agent backchannel) that makes an "mm-hm" moment
     bc_opportunity_gap_ms: int = 4000  # vap: at most one backchannel opportunity per this long
 
 

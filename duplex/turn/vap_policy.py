@@ -4,9 +4,11 @@ The perception worker puts the model's projections for each 20 ms frame in
 `frame.vap` (speaker 0 = user, 1 = agent). The policy:
 
 - user turn, then silence: take the floor as soon as the model projects a
-  shift (p_now[agent] >= shift_threshold) once min_gap_ms of silence has
-  passed; wait through silences it projects as holds; take it anyway after
-  max_silence_ms (the safety net).
+  shift with confidence (p_now[agent] >= shift_threshold) once min_gap_ms of
+  silence has passed; after vap_end_silence_ms take it unless the model
+  projects a hold (p_now[agent] < hold_threshold); take it anyway after
+  max_silence_ms (the safety net). The defaults were chosen on Switchboard
+  validation dialogues (recipes/vap/compare.py).
 - user speech over the agent: once it is confirmed speech (min_speech_ms),
   hold the agent's audio (PAUSE_AGENT, if pause_on_overlap) unless the model
   already calls it a backchannel. Then either it ends within
@@ -29,18 +31,22 @@ from .base import AGENT, USER, Frame, TurnEvent, TurnEventKind as K, VapOutput
 from .speech_tracker import SpeechTracker
 
 
+_EPS_MS = 1e-3
+
+
 class VAPPolicy:
     name = "vap"
 
     def __init__(self, cfg: TurnConfig | None = None, vad: VADConfig | None = None):
         self.cfg = cfg = cfg or TurnConfig()
         vad = vad or VADConfig()
-        for name in ("shift_threshold", "user_turn_threshold", "backchannel_threshold",
-                     "bc_opportunity_threshold"):
+        for name in ("shift_threshold", "hold_threshold", "user_turn_threshold",
+                     "backchannel_threshold", "bc_opportunity_threshold"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
                 raise ValueError(f"turn.{name} must lie in [0, 1], got {getattr(cfg, name)}")
-        if not cfg.min_gap_ms <= cfg.max_silence_ms:
-            raise ValueError("turn.min_gap_ms must not exceed turn.max_silence_ms")
+        if not cfg.min_gap_ms <= cfg.max_silence_ms or not cfg.vap_end_silence_ms <= cfg.max_silence_ms:
+            raise ValueError("turn.min_gap_ms and turn.vap_end_silence_ms must not exceed "
+                             "turn.max_silence_ms")
         self.tracker = SpeechTracker(vad.threshold, vad.neg_threshold, cfg.min_speech_ms,
                                      cfg.hangover_ms)
         self.reset()
@@ -98,7 +104,8 @@ class VAPPolicy:
                     else:
                         events.append(self._interrupt(tr.onset_t, frame, "turn_after_overlap"))
                 self._overlap = False
-        if self._overlap and tr.confirmed and not self._interrupted:
+        # barge-in is decided on voiced frames only (not in the hangover after a sound)
+        if self._overlap and tr.confirmed and not self._interrupted and tr.silence_ms(frame.t) == 0:
             if tr.voiced_ms > cfg.backchannel_max_ms:
                 events.append(self._interrupt(tr.onset_t, frame, "long_overlap"))
             elif tr.voiced_ms >= cfg.vap_interrupt_ms and self._user_turn(vap):
@@ -107,7 +114,7 @@ class VAPPolicy:
             events += self._end_of_turn(frame)
         if (vap is not None and self._turn_open and not frame.agent_active
                 and vap.p_bc[AGENT] >= cfg.bc_opportunity_threshold
-                and (frame.t - self._last_opportunity) * 1000 >= cfg.bc_opportunity_gap_ms):
+                and (frame.t - self._last_opportunity) * 1000 + _EPS_MS >= cfg.bc_opportunity_gap_ms):
             self._last_opportunity = frame.t
             events.append(TurnEvent(K.BACKCHANNEL_OPPORTUNITY, frame.t,
                                     {"p_backchannel": round(vap.p_bc[AGENT], 3)}))
@@ -115,18 +122,21 @@ class VAPPolicy:
 
     def _end_of_turn(self, frame: Frame) -> list[TurnEvent]:
         cfg, vap = self.cfg, frame.vap
-        silence = self.tracker.silence_ms(frame.t)
+        # frame times are floats: 0.32 - 0.02 s is 299.99... ms; allow a hair under
+        silence = self.tracker.silence_ms(frame.t) + _EPS_MS
         reason = None
         if silence >= cfg.max_silence_ms:
             reason = "max_silence"
         elif vap is None:
             reason = "silence" if silence >= cfg.end_silence_ms else None
         elif silence >= cfg.min_gap_ms and vap.p_now[AGENT] >= cfg.shift_threshold:
-            reason = "vap"
+            reason = "vap_shift"  # a confident projected shift: answer early
+        elif silence >= cfg.vap_end_silence_ms and vap.p_now[AGENT] >= cfg.hold_threshold:
+            reason = "vap_silence"  # not a projected hold, and the silence goes on
         if reason is None:
             return []
         self._turn_open = False
-        info = {"reason": reason, "silence_ms": round(silence)}
+        info = {"reason": reason, "silence_ms": round(silence - _EPS_MS)}
         if vap is not None:
             info["p_shift"] = round(vap.p_now[AGENT], 3)
         return [TurnEvent(K.END_OF_TURN, frame.t, info)]
