@@ -87,6 +87,8 @@ class Printer:
             self.out.write(ev.get("delta", ""))
         elif kind == "duplex.metrics" and ev.get("kind") == "turn":
             self.latency = (ev.get("latency_ms") or {}).get("total")
+        elif kind == "output_audio_buffer.paused" and self.agent_open:
+            self.out.write(" [held]")  # the agent stopped to hear a sound of yours
         elif kind == "response.interrupted":
             self._end_agent(" [you interrupted]")
         elif kind == "response.done":

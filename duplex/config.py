@@ -39,6 +39,7 @@ class TurnConfig:
     max_silence_ms: int = 1200  # safety net: take the floor after this much silence anyway
     backchannel_max_ms: int = 1000  # user sound over the agent up to this long can be a backchannel
     pause_on_overlap: bool = True  # hold agent audio while an overlap is undecided
+    resume_silence_ms: int = 300  # quiet after a short overlap before the held agent resumes
     hold_threshold: float = 0.2  # vap: below this P(shift) a silence is a predicted hold: wait ...
     vap_end_silence_ms: int = 700  # ... otherwise take the floor after this much silence
     user_turn_threshold: float = 0.5  # vap: P(user speaks 0.6-2 s ahead) above which overlap is a turn
@@ -156,7 +157,6 @@ class Config:
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     "test": {
-        "turn": {"engine": "vad"},  # TODO(lead): switch to vap once its checkpoint lands
         "asr": {"engine": "pocketsphinx", "model": "en-us"},
         "llm": {"engine": "hf", "model": "tiny-random", "max_new_tokens": 24, "temperature": 0.0,
                 "seed": 0},

@@ -92,7 +92,7 @@ def test_talk_prints_the_conversation_plays_the_agent_and_yields_to_barge_in(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mute", [False, True], ids=["full-duplex", "mute-while-speaking"])
-def test_open_speakers_make_the_agent_interrupt_itself_unless_the_mic_is_muted(
+def test_open_speakers_make_the_agent_stumble_over_itself_unless_the_mic_is_muted(
         server, monkeypatch, capsys, mute):
     mic = np.concatenate([silence(0.3, RATE), say(QUESTION, rate=RATE), silence(6.0, RATE)])
     device = FileDevice(mic, echo=0.5)
@@ -103,10 +103,12 @@ def test_open_speakers_make_the_agent_interrupt_itself_unless_the_mic_is_muted(
     assert agent, out.out
     if mute:
         assert "half duplex" in out.out
-        assert all("[you interrupted]" not in l for l in agent), out.out
+        assert all("[you interrupted]" not in l and "[held]" not in l for l in agent), out.out
         assert loud_blocks(device.played()).sum() >= 150, "3 s of the agent played uncut"
     else:
-        assert "[you interrupted]" in agent[0], "the agent's own echo cut it off"
+        # the echo is speech over the agent: it cuts the agent off (VAD policy) or keeps
+        # holding it for what sounds like the user's "mm-hm"s (VAP policy)
+        assert "[you interrupted]" in agent[0] or agent[0].count("[held]") >= 2, agent[0]
 
 
 def test_an_unreachable_server_is_reported_in_plain_words(monkeypatch, capsys):

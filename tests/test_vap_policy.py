@@ -66,6 +66,19 @@ def test_short_overlap_is_a_backchannel_and_the_agent_resumes():
                                        (1.0, 0.0, True, vap(0.9, 0.1))])
     assert kinds(ev) == [K.SPEECH_START, K.PAUSE_AGENT, K.SPEECH_END, K.BACKCHANNEL, K.RESUME_AGENT]
     assert ev[0][2]["overlap"] is True
+    # the agent resumes only after resume_silence_ms (300) of quiet after the sound (ends 1.4 s)
+    assert ev[4][1] == pytest.approx(1.4 + 0.3) and ev[3][2]["duration_ms"] == 400
+
+
+def test_a_pause_inside_a_barge_in_does_not_let_the_agent_talk_over_the_rest():
+    """'Sorry, | tell me about Venice': the second part continues the first overlap."""
+    cfg = TurnConfig(backchannel_max_ms=1000, resume_silence_ms=300)
+    ev = run(VAPPolicy(cfg), [(1.0, 0.0, True, vap(0.9, 0.1)), (0.4, 0.9, True, vap(0.9, 0.2)),
+                              (0.2, 0.0, True, vap(0.9, 0.2)), (1.5, 0.9, True, vap(0.9, 0.2))])
+    assert K.RESUME_AGENT not in kinds(ev) and K.BACKCHANNEL not in kinds(ev)
+    assert kinds(ev)[-1] == K.INTERRUPT and ev[-1][2]["reason"] == "long_overlap"
+    assert ev[-1][1] == pytest.approx(1.0)  # the barge-in starts at the first onset
+    assert kinds(ev).count(K.PAUSE_AGENT) == 1  # held throughout, never resumed in between
 
 
 def test_a_sound_the_model_calls_a_backchannel_does_not_even_pause_the_agent():

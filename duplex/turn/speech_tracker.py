@@ -35,7 +35,10 @@ class SpeechTracker:
 
     def silence_ms(self, t: float) -> float:
         """Milliseconds since the last voiced frame ended (0 while speaking)."""
-        return 0.0 if self.active and self._silent_ms == 0 else max(0.0, (t - self.last_voiced_t) * 1000)
+        if self.active and self._silent_ms == 0:
+            return 0.0
+        # rounded: frame times are float sums, and 0.32 - 0.02 is 299.99... ms
+        return max(0.0, round((t - self.last_voiced_t) * 1000, 3))
 
     def update(self, t: float, p: float) -> list[tuple[str, float]]:
         """Feed the frame ending at `t`; returns ("start", onset) / ("end", offset) happenings."""

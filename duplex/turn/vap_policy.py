@@ -17,7 +17,12 @@ The perception worker puts the model's projections for each 20 ms frame in
   is a turn: INTERRUPT, at vap_interrupt_ms if the model projects a user
   turn, else when it outlasts backchannel_max_ms. A sound shorter than
   backchannel_max_ms can only interrupt after it ended with a projected user
-  turn, so an "mm-hm" the model recognises never stops the agent.
+  turn, so an "mm-hm" the model recognises never stops the agent. A held
+  agent resumes only after resume_silence_ms of quiet: "Sorry, | tell me..."
+  pauses between words, and speech that comes back within that window
+  continues the same overlap (its length counts from the first onset), so
+  the agent neither talks over the rest of the sentence nor waits longer to
+  yield.
 - while the user holds the floor: BACKCHANNEL_OPPORTUNITY when the model
   projects that the agent would make a short sound now (p_bc[agent]).
 
@@ -57,6 +62,8 @@ class VAPPolicy:
         self._overlap = False  # the current user segment started while the agent spoke
         self._paused = False  # we asked for the agent's audio to be held
         self._interrupted = False
+        self._episode_onset = 0.0  # first onset of the overlap (speech resumed in a pause continues it)
+        self._pending_bc: int | None = None  # backchannel length, waiting for resume_silence_ms
         self._last_opportunity = float("-inf")
 
     @property
@@ -72,6 +79,7 @@ class VAPPolicy:
 
     def _interrupt(self, t: float, frame: Frame, reason: str) -> TurnEvent:
         self._interrupted, self._turn_open, self._paused = True, True, False
+        self._pending_bc = None
         info = {"reason": reason, "voiced_ms": self.tracker.voiced_ms}
         if frame.vap is not None:
             info["p_future_user"] = round(frame.vap.p_future[USER], 3)
@@ -82,8 +90,13 @@ class VAPPolicy:
         events: list[TurnEvent] = []
         for what, t in tr.update(frame.t, frame.p_user):
             if what == "start":
-                self._overlap = frame.agent_active or self._paused
                 self._interrupted = False
+                if self._pending_bc is not None:  # talk resumed before the agent did: same overlap
+                    self._pending_bc, self._overlap = None, True
+                    events.append(TurnEvent(K.SPEECH_START, t, {"overlap": True}))
+                    continue
+                self._overlap = frame.agent_active or self._paused
+                self._episode_onset = t
                 events.append(TurnEvent(K.SPEECH_START, t, {"overlap": self._overlap}))
                 if not self._overlap:
                     self._turn_open = True
@@ -95,21 +108,28 @@ class VAPPolicy:
             else:
                 events.append(TurnEvent(K.SPEECH_END, t))
                 if self._overlap and not self._interrupted:
-                    dur = int(round((t - tr.onset_t) * 1000))
-                    if dur <= cfg.backchannel_max_ms and not self._user_turn(vap):
-                        events.append(TurnEvent(K.BACKCHANNEL, t, {"duration_ms": dur}))
-                        if self._paused:
-                            self._paused = False
-                            events.append(TurnEvent(K.RESUME_AGENT, frame.t))
+                    dur = int(round((t - self._episode_onset) * 1000))
+                    if dur > cfg.backchannel_max_ms or self._user_turn(vap):
+                        events.append(self._interrupt(self._episode_onset, frame, "turn_after_overlap"))
+                    elif self._paused:
+                        self._pending_bc = dur  # resume once the quiet lasts
                     else:
-                        events.append(self._interrupt(tr.onset_t, frame, "turn_after_overlap"))
+                        events.append(TurnEvent(K.BACKCHANNEL, t, {"duration_ms": dur}))
                 self._overlap = False
+        if self._pending_bc is not None and tr.silence_ms(frame.t) + _EPS_MS >= cfg.resume_silence_ms:
+            if self._user_turn(vap):
+                events.append(self._interrupt(self._episode_onset, frame, "turn_after_overlap"))
+            else:
+                events.append(TurnEvent(K.BACKCHANNEL, tr.last_voiced_t,
+                                        {"duration_ms": self._pending_bc}))
+                events.append(TurnEvent(K.RESUME_AGENT, frame.t))
+                self._pending_bc, self._paused = None, False
         # barge-in is decided on voiced frames only (not in the hangover after a sound)
         if self._overlap and tr.confirmed and not self._interrupted and tr.silence_ms(frame.t) == 0:
-            if tr.voiced_ms > cfg.backchannel_max_ms:
-                events.append(self._interrupt(tr.onset_t, frame, "long_overlap"))
+            if (frame.t - self._episode_onset) * 1000 > cfg.backchannel_max_ms + _EPS_MS:
+                events.append(self._interrupt(self._episode_onset, frame, "long_overlap"))
             elif tr.voiced_ms >= cfg.vap_interrupt_ms and self._user_turn(vap):
-                events.append(self._interrupt(tr.onset_t, frame, "vap"))
+                events.append(self._interrupt(self._episode_onset, frame, "vap"))
         if self._turn_open and not tr.active and not frame.agent_active:
             events += self._end_of_turn(frame)
         if (vap is not None and self._turn_open and not frame.agent_active
