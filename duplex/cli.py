@@ -15,10 +15,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "call": ("duplex.clients.call", "stream a WAV file to a server and record the conversation"),
     "bench": ("duplex.recipes.bench.cli", "benchmarks: turn-taking, pause, backchannel, "
               "interruption, multi-turn; `bench loop` for the server's own overhead"),
-    "train": ("", "train a model: `duplex train vap|tdm|flatten ...`"),
+    "train": ("", "train a model: `duplex train vap|lexical|tdm|flatten ...`"),
     "eval": ("", "evaluate a model: `duplex eval vap|tdm ...`"),
 }
-RECIPES = {"train": ("vap", "tdm", "flatten"), "eval": ("vap", "tdm")}
+RECIPES = {"train": ("vap", "lexical", "tdm", "flatten"), "eval": ("vap", "tdm")}
+# recipes that are not `duplex.recipes.<name>.train|evaluate`
+MODULES = {("train", "lexical"): "duplex.recipes.vap.lexical"}
 
 
 def _usage() -> str:
@@ -35,7 +37,7 @@ def _resolve(argv: list[str]) -> tuple[str, list[str]]:
         if not rest or rest[0] not in names:
             raise SystemExit(f"usage: duplex {command} {{{'|'.join(names)}}} [args...]")
         module = "train" if command == "train" else "evaluate"
-        return f"duplex.recipes.{rest[0]}.{module}", rest[1:]
+        return MODULES.get((command, rest[0]), f"duplex.recipes.{rest[0]}.{module}"), rest[1:]
     if command not in COMMANDS:
         raise SystemExit(f"duplex: unknown command {command!r}\n\n{_usage()}")
     return COMMANDS[command][0], rest

@@ -32,21 +32,30 @@ class TurnConfig:
     # vap policy
     vap_model: str = ""  # path to a VAP .onnx; empty = the checkpoint shipped in duplex.models
     vap_context_s: float = 5.0  # bounded context of the streaming model
-    # vap defaults chosen on Switchboard validation dialogues (recipes/vap/compare.py): the
-    # rate of taking the floor in a hold of an 800 ms silence timeout, with shorter gaps
-    shift_threshold: float = 0.6  # P(agent next) above which a pause is a shift: answer early
+    # vap (+ words) defaults: the pace of a 500 ms silence timeout with fewer take-overs in
+    # holds and a shorter mean gap on Switchboard (recipes/vap/words_compare.py; the patient
+    # VAP-only setting of the VAP report: shift 0.6, hold 0.2, vap_end_silence_ms 700)
+    shift_threshold: float = 0.5  # P(agent next) above which a pause is a shift: answer early
     min_gap_ms: int = 100  # earliest take-over after the user goes silent
     max_silence_ms: int = 1200  # safety net: take the floor after this much silence anyway
     backchannel_max_ms: int = 1000  # user sound over the agent up to this long can be a backchannel
     pause_on_overlap: bool = True  # hold agent audio while an overlap is undecided
     resume_silence_ms: int = 300  # quiet after a short overlap before the held agent resumes
-    hold_threshold: float = 0.2  # vap: below this P(shift) a silence is a predicted hold: wait ...
-    vap_end_silence_ms: int = 700  # ... otherwise take the floor after this much silence
+    hold_threshold: float = 0.0  # vap: below this P(shift) a silence is a predicted hold: wait ...
+    vap_end_silence_ms: int = 500  # ... otherwise take the floor after this much silence
     user_turn_threshold: float = 0.5  # vap: P(user speaks 0.6-2 s ahead) above which overlap is a turn
     vap_interrupt_ms: int = 400  # vap: earliest barge-in, when the model predicts a user turn
     backchannel_threshold: float = 0.6  # vap: P(backchannel) above which overlap does not pause the agent
     bc_opportunity_threshold: float = 0.105  # vap: P(agent backchannel) that makes an "mm-hm" moment
     bc_opportunity_gap_ms: int = 4000  # vap: at most one backchannel opportunity per this long
+    # vap + words: the user's turn so far (ASR partials) scored by the lexical end-of-turn
+    # model shipped beside the VAP checkpoint (duplex/turn/lexical.py)
+    lexical: bool = True  # use the words when the weights are there
+    lexical_model: str = ""  # path to the weights JSON; empty = the shipped one
+    words_hold_threshold: float = 0.2  # P(turn over | words) below this: unfinished, wait ...
+    unfinished_max_silence_ms: int = 2000  # ... up to this much silence
+    words_shift_threshold: float = 0.4  # P(turn over | words) from this: finished, answer ...
+    finished_gap_ms: int = 300  # ... after this much silence unless VAP projects a hold
 
 
 @dataclass

@@ -186,6 +186,8 @@ class Session(BaseSession):
 
     # ------------------------------------------------------------ ASR results
     def on_asr_partial(self, item_id: str, text: str, now: float) -> None:
+        if item_id == self.user_item:
+            self.tt.hear(text)  # every partial: the turn-taker judges the words so far
         old = self._partials.get(item_id)
         if old is None or text == old or now - self._last_partial < PARTIAL_INTERVAL_S:
             return  # unchanged, cancelled, or too soon: the final will follow anyway

@@ -2,8 +2,10 @@
 never imports faster-whisper, and the test profile never touches the hub."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from duplex.config import ASRConfig, Config
@@ -94,14 +96,26 @@ def build_turn_taker(cfg: Config) -> TurnTaker:
     if cfg.turn.engine == "vap":
         from duplex.turn.vap_policy import VAPPolicy
 
-        return VAPPolicy(cfg.turn, cfg.vad) if _takes_vad(VAPPolicy) else VAPPolicy(cfg.turn)
+        return VAPPolicy(cfg.turn, cfg.vad, words=load_lexical(cfg))
     raise ValueError(f"unknown turn.engine {cfg.turn.engine!r} (known: vap, vad)")
 
 
-def _takes_vad(cls) -> bool:
-    import inspect
+LEXICAL_WEIGHTS = Path(__file__).resolve().parent / "assets" / "vap" / "lexical.json"
 
-    return len(inspect.signature(cls).parameters) >= 2
+
+@functools.lru_cache(maxsize=4)
+def _lexical(path: str):
+    from duplex.turn.lexical import LexicalTurnEnd
+
+    return LexicalTurnEnd.load(path)
+
+
+def load_lexical(cfg: Config):
+    """The lexical end-of-turn weights the VAP policy reads the user's words with
+    (None when turn.lexical is off). Loaded once per process and shared: read-only."""
+    if not cfg.turn.lexical:
+        return None
+    return _lexical(str(cfg.turn.lexical_model or LEXICAL_WEIGHTS))
 
 
 @dataclass
@@ -194,9 +208,11 @@ def load_models(cfg: Config, warmup: bool = True) -> Models:
     if cfg.session.pipeline != "cascade":
         raise ValueError(f"unknown session.pipeline {cfg.session.pipeline!r} (cascade, flatten)")
     vap = build_vap_runtime(cfg)
-    build_vad(cfg).reset()  # fail now, not at the first connection
+    build_turn_taker(cfg)  # fail now, not at the first connection (e.g. missing weights)
+    build_vad(cfg).reset()
     asr, llm, tts = build_asr(cfg), build_llm(cfg), build_tts(cfg)
-    names = {"vad": cfg.vad.engine, "turn": cfg.turn.engine,
+    names = {"vad": cfg.vad.engine,
+             "turn": cfg.turn.engine + ("+words" if cfg.turn.engine == "vap" and cfg.turn.lexical else ""),
              "asr": f"{cfg.asr.engine}:{cfg.asr.model}",
              "llm": f"{cfg.llm.engine}:{cfg.llm.model}" + (
                  f" ({cfg.llm.mode} mode)" if cfg.llm.engine == "tdm" else ""),

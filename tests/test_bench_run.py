@@ -99,13 +99,16 @@ def test_every_task_runs_in_process_and_is_reported(in_process_run, bench_data):
     for task in ("turn_taking", "pause", "backchannel", "interruption"):
         assert rep[task]["n"] == 1 and rep[task]["tor"] in (0.0, 1.0)
     tt = rep["turn_taking"]
-    # The test profile answers every question; a 500 ms silence timeout cannot answer sooner.
-    assert tt["tor"] == 1.0 and tt["latency_s"]["median"] >= 0.45
-    assert tt["server_latency_ms"]["endpointing"] >= 400 and tt["server_latency_ms"]["total"] > 0
+    # The test profile answers every question, after the user stopped: at the earliest
+    # min_gap_ms (100) into the silence, at the latest unfinished_max_silence_ms (2000).
+    assert tt["tor"] == 1.0 and 0.1 <= tt["latency_s"]["median"] < 2.5
+    assert 100 <= tt["server_latency_ms"]["endpointing"] <= 2100
+    assert tt["server_latency_ms"]["total"] > tt["server_latency_ms"]["endpointing"]
     intr = rep["interruption"]
     assert intr["agent_speaking_at_onset"] == 1.0
     assert 0.15 <= intr["stop_latency_s"]["median"] < 1.0  # barge-in needs 200 ms of speech
-    assert intr["tor"] == 1.0 and intr["response_latency_s"]["median"] >= 0.45
+    # it answers the interruption only once the user stopped: never over the rest of it
+    assert intr["tor"] == 1.0 and intr["response_latency_s"]["median"] >= 0.1
     assert 0.0 <= rep["backchannel"]["frequency"] < 1.0
     md = (out / "report.md").read_text()
     assert "| interruption | 1 |" in md and "APR" in md

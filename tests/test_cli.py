@@ -16,7 +16,7 @@ def test_help_lists_every_command():
 
 def test_mistakes_get_usage_not_tracebacks():
     for args, expected in [(("fly",), "unknown command 'fly'"),
-                           (("train",), "usage: duplex train {vap|tdm|flatten}"),
+                           (("train",), "usage: duplex train {vap|lexical|tdm|flatten}"),
                            (("eval", "flatten"), "usage: duplex eval {vap|tdm}")]:
         res = duplex(*args)
         assert res.returncode != 0 and expected in res.stderr + res.stdout
@@ -24,7 +24,7 @@ def test_mistakes_get_usage_not_tracebacks():
 
 
 def test_each_command_answers_help():
-    for args in (("serve",), ("talk",), ("call",), ("bench",), ("train", "vap"), ("train", "tdm"),
+    for args in (("serve",), ("talk",), ("call",), ("bench",), ("train", "vap"), ("train", "lexical"), ("train", "tdm"),
                  ("train", "flatten"), ("eval", "vap"), ("eval", "tdm")):
         res = duplex(*args, "--help")
         assert res.returncode == 0 and "usage:" in res.stdout, (args, res.stderr[-500:])

@@ -21,9 +21,9 @@ RATE = 24_000
 class Drive:
     """Plays the driver: sends 20 ms of audio, answers Perceive with given probabilities."""
 
-    def __init__(self, **turn):
+    def __init__(self, policy=None, **turn):
         self.cfg = load_config("test", sets=[f"turn.{k}={v}" for k, v in turn.items()])
-        self.s = Session(self.cfg, VADPolicy(self.cfg.turn, self.cfg.vad))
+        self.s = Session(self.cfg, policy(self.cfg) if policy else VADPolicy(self.cfg.turn, self.cfg.vad))
         self.now = 0.0
         self.actions: list = []
         self.events: list[dict] = []
@@ -221,3 +221,22 @@ def test_other_input_rates_are_resampled_to_16k(rate):
     d.s.receive_text(json.dumps({"type": "session.update",
                                  "session": {"input_sample_rate": 16000}}), 0.3)
     assert d.s.drain()[-1].event["error"]["code"] == "session_locked"
+
+
+@pytest.mark.parametrize("words, waits", [("I would like to book a table for", True),
+                                          ("what is the weather like in Paris", False)])
+def test_the_turn_taker_reads_the_partial_transcript(words, waits):
+    """ASR partials reach the policy: with the shipped lexical weights an unfinished
+    sentence is waited on past the silence timeout, a finished one is not."""
+    from duplex.models.registry import load_lexical
+    from duplex.turn.vap_policy import VAPPolicy
+
+    d = Drive(policy=lambda cfg: VAPPolicy(cfg.turn, cfg.vad, words=load_lexical(cfg)),
+              end_silence_ms=500, max_silence_ms=1200, unfinished_max_silence_ms=2000)
+    d.speech(1.0)
+    d.s.on_asr_partial(d.last(A.AsrStart).item_id, words, d.now)
+    d.silence(1.0)
+    assert ("input_audio_buffer.committed" not in d.types()) == waits
+    d.silence(1.2)
+    committed = [e for e in d.events if e["type"] == "input_audio_buffer.committed"]
+    assert len(committed) == 1

@@ -21,9 +21,10 @@ def vap(p_shift=0.5, p_user_future=0.3, p_bc_user=0.0, p_bc_agent=0.0):
                      p_bc=(p_bc_user, p_bc_agent), p_backchannel=p_bc_user)
 
 
-def run(policy, script):
-    """script: list of (seconds, p_user, agent_active, VapOutput|None); returns [(kind, t)]."""
-    out, t = [], 0.0
+def run(policy, script, t0=0.0):
+    """script: list of (seconds, p_user, agent_active, VapOutput|None) from t0 on;
+    returns [(kind, t, info)]."""
+    out, t = [], t0
     for dur, p, agent, v in script:
         for _ in range(int(round(dur / F))):
             t += F
@@ -154,12 +155,17 @@ def replay(rt, policy, p_user, agent):
     return out
 
 
+# the patient voice-activity-only setting of the VAP report (the default is paced like a
+# 500 ms timeout and relies on the words to wait through unfinished sentences)
+PATIENT = TurnConfig(shift_threshold=0.6, hold_threshold=0.2, vap_end_silence_ms=700, lexical=False)
+
+
 def test_shipped_model_waits_through_a_predicted_hold(shipped):
     # the user is in the middle of a long turn (the agent backchannels now and then)
     # and pauses for 0.8 s at 9.0 s: longer than the 500 ms a silence timeout waits
     user = segs(11, (0, 2.0), (2.3, 4.5), (4.8, 6.9), (7.2, 9.0), (9.8, 11))
     agent = segs(11, (3.0, 3.3), (6.0, 6.3))
-    ev = replay(shipped, VAPPolicy(TurnConfig()), user, agent)
+    ev = replay(shipped, VAPPolicy(PATIENT), user, agent)
     assert not [e for e in ev if e[0] == K.END_OF_TURN and 9.0 < e[1] < 9.8]
     from duplex.turn.vad_policy import VADPolicy
 
@@ -202,3 +208,80 @@ def test_real_vad_on_spoken_mm_hm_and_a_real_barge_in(shipped):
         ev = replay(shipped, VAPPolicy(TurnConfig()), p_user, np.ones(len(p_user)))
         assert (K.INTERRUPT in kinds(ev)) == barge_in, (text, kinds(ev))
         assert (K.BACKCHANNEL in kinds(ev)) == (not barge_in), (text, kinds(ev))
+
+
+# ---------------------------------------------------------------- with words
+def words_model():
+    """A hand-written lexical model: a turn ending in "for" is unfinished, "paris" finished."""
+    from duplex.turn.lexical import LexicalTurnEnd
+
+    return LexicalTurnEnd({"l1=for": -4.0, "l1=paris": 3.0}, bias=-1.0)
+
+
+def test_unfinished_words_hold_the_floor_past_a_projected_shift_and_the_safety_net():
+    cfg = TurnConfig(words_hold_threshold=0.1, unfinished_max_silence_ms=2000, max_silence_ms=1200)
+    policy = VAPPolicy(cfg, words=words_model())
+    ev = run(policy, [(1.0, 0.9, False, vap(0.1))])
+    policy.hear("I would like to book a table for")
+    ev += run(policy, [(3.0, 0.0, False, vap(0.9))], t0=1.0)
+    eot = [e for e in ev if e[0] == K.END_OF_TURN]
+    assert len(eot) == 1 and eot[0][2]["reason"] == "max_silence"
+    assert eot[0][1] == pytest.approx(1.0 + 2.0) and eot[0][2]["p_words"] < 0.1
+
+
+def test_finished_words_answer_after_finished_gap_unless_vap_projects_a_hold():
+    cfg = TurnConfig(words_shift_threshold=0.8, finished_gap_ms=200, hold_threshold=0.2,
+                     shift_threshold=0.9, vap_end_silence_ms=700)
+    policy = VAPPolicy(cfg, words=words_model())
+    ev = run(policy, [(1.0, 0.9, False, vap(0.1))])
+    policy.hear("what is the weather like in Paris?")
+    ev += run(policy, [(1.0, 0.0, False, vap(0.5))], t0=1.0)
+    eot = [e for e in ev if e[0] == K.END_OF_TURN]
+    assert eot[0][2]["reason"] == "words_finished" and eot[0][1] == pytest.approx(1.2)
+    # the same words, but the model projects a hold: no early answer
+    policy = VAPPolicy(cfg, words=words_model())
+    run(policy, [(1.0, 0.9, False, vap(0.1))])
+    policy.hear("what is the weather like in Paris?")
+    ev = run(policy, [(1.0, 0.0, False, vap(0.1))], t0=1.0)
+    assert [e[0] for e in ev if e[0] == K.END_OF_TURN] == []
+
+
+def test_words_belong_to_one_turn_and_can_be_switched_off():
+    cfg = TurnConfig(words_hold_threshold=0.1, shift_threshold=0.6, hold_threshold=0.2,
+                     vap_end_silence_ms=700)
+    policy = VAPPolicy(cfg, words=words_model())
+    run(policy, [(1.0, 0.9, False, vap(0.1))])
+    policy.hear("a table for")
+    first = run(policy, [(2.5, 0.0, False, vap(0.5))], t0=1.0)
+    assert [e[2]["reason"] for e in first if e[0] == K.END_OF_TURN] == ["max_silence"]
+    # the next turn has no words yet: the VAP rules apply (700 ms, p_shift 0.5 >= 0.2)
+    ev = run(policy, [(1.0, 0.9, False, vap(0.1)), (1.0, 0.0, False, vap(0.5))], t0=3.5)
+    assert [e[2]["reason"] for e in ev if e[0] == K.END_OF_TURN] == ["vap_silence"]
+    off = VAPPolicy(replace(cfg, lexical=False), words=words_model())
+    run(off, [(1.0, 0.9, False, vap(0.1))])
+    off.hear("a table for")
+    ev = run(off, [(1.0, 0.0, False, vap(0.5))], t0=1.0)
+    assert [e[2]["reason"] for e in ev if e[0] == K.END_OF_TURN] == ["vap_silence"]
+
+
+def test_shipped_words_wait_through_an_unfinished_sentence_and_answer_a_finished_one(shipped):
+    """Default config, shipped VAP and lexical weights: the user stops for 1.5 s."""
+    from duplex.models.registry import load_lexical
+    from duplex.config import load_config
+
+    cfg = load_config("default")
+    user, agent = segs(5, (0.5, 2.2), (3.7, 4.5)), segs(5)
+    for words, waits in (("I would like to book a table for", True),
+                         ("can you tell me how to get to", True),
+                         ("what is the weather like in Paris", False)):
+        policy = VAPPolicy(cfg.turn, cfg.vad, words=load_lexical(cfg))
+        stream, out = shipped.stream(cfg.turn.vap_context_s), []
+        for i, (p, a) in enumerate(zip(user, agent)):
+            if i == 100:  # 2.0 s: the partial transcript arrives while the user still talks
+                policy.hear(words)
+            frame = Frame((i + 1) * F, float(p), bool(a), stream.step(float(p), bool(a)))
+            out += [(e.kind, e.t, e.info) for e in policy.update(frame)]
+        early = [e for e in out if e[0] == K.END_OF_TURN and e[1] < 3.7]
+        assert (not early) == waits, (words, early)
+        if not waits:
+            assert early[0][1] - 2.2 <= 0.5 + 1e-6  # at the latest the 500 ms a timeout waits

@@ -101,7 +101,8 @@ function onEvent(ev) {
   if (ev.type !== "duplex.turn") {
     hooks.events.push({ t: Math.round(performance.now() - t0), type: ev.type,
                         response_id: ev.response_id ?? ev.response?.id,
-                        reason: ev.reason ?? ev.response?.status_details?.reason });
+                        reason: ev.reason ?? ev.response?.status_details?.reason,
+                        audio_start_ms: ev.audio_start_ms });
     if (hooks.events.length > 1000) hooks.events.shift();
   }
   switch (ev.type) {

@@ -80,5 +80,8 @@ class TurnTaker(Protocol):
 
     def reset(self) -> None: ...
 
+    def hear(self, text: str) -> None:
+        """The user's current turn as recognised so far (policies may ignore it)."""
+
     @property
     def user_speaking(self) -> bool: ...

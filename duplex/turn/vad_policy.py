@@ -32,6 +32,9 @@ class VADPolicy:
     def user_speaking(self) -> bool:
         return self.tracker.confirmed
 
+    def hear(self, text: str) -> None:
+        """Plain VAD endpointing does not read the words."""
+
     def update(self, frame: Frame) -> list[TurnEvent]:
         events: list[TurnEvent] = []
         for what, t in self.tracker.update(frame.t, frame.p_user):

@@ -26,6 +26,12 @@ The perception worker puts the model's projections for each 20 ms frame in
 - while the user holds the floor: BACKCHANNEL_OPPORTUNITY when the model
   projects that the agent would make a short sound now (p_bc[agent]).
 
+With words (`hear()` gets the user's turn so far from the ASR partials and a
+lexical end-of-turn model scores it, duplex/turn/lexical.py): a turn whose
+words look unfinished ("...a table for") is waited on up to
+unfinished_max_silence_ms whatever the voice activity says; one whose words
+look finished is answered after finished_gap_ms unless VAP projects a hold.
+
 Without projections (`frame.vap is None`) it behaves like the VAD policy
 (end of turn after end_silence_ms).
 """
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 from ..config import TurnConfig, VADConfig
 from .base import AGENT, USER, Frame, TurnEvent, TurnEventKind as K, VapOutput
+from .lexical import LexicalTurnEnd
 from .speech_tracker import SpeechTracker
 
 
@@ -42,16 +49,20 @@ _EPS_MS = 1e-3
 class VAPPolicy:
     name = "vap"
 
-    def __init__(self, cfg: TurnConfig | None = None, vad: VADConfig | None = None):
+    def __init__(self, cfg: TurnConfig | None = None, vad: VADConfig | None = None,
+                 words: LexicalTurnEnd | None = None):
         self.cfg = cfg = cfg or TurnConfig()
+        self.words = words
         vad = vad or VADConfig()
         for name in ("shift_threshold", "hold_threshold", "user_turn_threshold",
-                     "backchannel_threshold", "bc_opportunity_threshold"):
+                     "backchannel_threshold", "bc_opportunity_threshold", "words_hold_threshold"):
             if not 0.0 <= getattr(cfg, name) <= 1.0:
                 raise ValueError(f"turn.{name} must lie in [0, 1], got {getattr(cfg, name)}")
         if not cfg.min_gap_ms <= cfg.max_silence_ms or not cfg.vap_end_silence_ms <= cfg.max_silence_ms:
             raise ValueError("turn.min_gap_ms and turn.vap_end_silence_ms must not exceed "
                              "turn.max_silence_ms")
+        if cfg.unfinished_max_silence_ms < cfg.max_silence_ms:
+            raise ValueError("turn.unfinished_max_silence_ms must be at least turn.max_silence_ms")
         self.tracker = SpeechTracker(vad.threshold, vad.neg_threshold, cfg.min_speech_ms,
                                      cfg.hangover_ms)
         self.reset()
@@ -65,6 +76,12 @@ class VAPPolicy:
         self._episode_onset = 0.0  # first onset of the overlap (speech resumed in a pause continues it)
         self._pending_bc: int | None = None  # backchannel length, waiting for resume_silence_ms
         self._last_opportunity = float("-inf")
+        self._p_words: float | None = None  # P(turn over | the user's words so far)
+
+    def hear(self, text: str) -> None:
+        """The user's current turn as recognised so far (each ASR partial)."""
+        if self.words is not None and self.cfg.lexical:
+            self._p_words = self.words.p_shift(text)
 
     @property
     def user_speaking(self) -> bool:
@@ -99,6 +116,8 @@ class VAPPolicy:
                 self._episode_onset = t
                 events.append(TurnEvent(K.SPEECH_START, t, {"overlap": self._overlap}))
                 if not self._overlap:
+                    if not self._turn_open:
+                        self._p_words = None  # a new turn: its words are still to come
                     self._turn_open = True
                 elif (cfg.pause_on_overlap and not self._paused
                       and not (vap is not None and vap.p_bc[USER] >= cfg.backchannel_threshold)):
@@ -144,11 +163,17 @@ class VAPPolicy:
         cfg, vap = self.cfg, frame.vap
         # frame times are floats: 0.32 - 0.02 s is 299.99... ms; allow a hair under
         silence = self.tracker.silence_ms(frame.t) + _EPS_MS
-        reason = None
-        if silence >= cfg.max_silence_ms:
+        reason, pw = None, self._p_words
+        if pw is not None and pw < cfg.words_hold_threshold:
+            if silence >= cfg.unfinished_max_silence_ms:
+                reason = "max_silence"  # the words were unfinished, but the silence goes on
+        elif silence >= cfg.max_silence_ms:
             reason = "max_silence"
         elif vap is None:
             reason = "silence" if silence >= cfg.end_silence_ms else None
+        elif (pw is not None and pw >= cfg.words_shift_threshold and silence >= cfg.finished_gap_ms
+              and vap.p_now[AGENT] >= cfg.hold_threshold):
+            reason = "words_finished"
         elif silence >= cfg.min_gap_ms and vap.p_now[AGENT] >= cfg.shift_threshold:
             reason = "vap_shift"  # a confident projected shift: answer early
         elif silence >= cfg.vap_end_silence_ms and vap.p_now[AGENT] >= cfg.hold_threshold:
@@ -159,4 +184,7 @@ class VAPPolicy:
         info = {"reason": reason, "silence_ms": round(silence - _EPS_MS)}
         if vap is not None:
             info["p_shift"] = round(vap.p_now[AGENT], 3)
+        if pw is not None:
+            info["p_words"] = round(pw, 3)
+        self._p_words = None
         return [TurnEvent(K.END_OF_TURN, frame.t, info)]
