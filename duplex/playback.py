@@ -40,7 +40,8 @@ class PlaybackTimeline:
         if kind == "output_audio_buffer.started":
             self.response_id = event.get("response_id")
         elif kind == "response.interrupted":
-            self.flush(t)
+            # held since the pause: nothing played after it
+            self.flush(t if self._paused_at is None else min(t, self._paused_at))
         elif kind == "output_audio_buffer.paused":
             self._paused_at = t
         elif kind == "output_audio_buffer.resumed" and self._paused_at is not None:

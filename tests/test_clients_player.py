@@ -57,3 +57,25 @@ def test_pause_holds_the_buffer_and_resume_carries_on():
 def test_bad_rate_is_refused():
     with pytest.raises(ValueError, match="rate"):
         LivePlayer(0)
+
+
+# ------------------------------------------------ the playback timeline (duplex/playback.py)
+def test_timeline_holds_audio_through_a_pause_and_an_interruption_cuts_at_the_pause():
+    """What `duplex call` and the virtual runner believe the user heard."""
+    from duplex.playback import PlaybackTimeline
+
+    def timeline():
+        tl = PlaybackTimeline(rate=100)
+        tl.on_event({"type": "output_audio_buffer.started", "response_id": "r"}, 0.0)
+        tl.on_audio(np.ones(300, np.float32), 0.0)  # 3 s of agent audio queued at once
+        tl.on_event({"type": "output_audio_buffer.paused", "response_id": "r"}, 1.0)
+        return tl
+
+    resumed = timeline()
+    resumed.on_event({"type": "output_audio_buffer.resumed", "response_id": "r"}, 1.5)
+    assert [(p.start, p.end) for p in resumed.pieces] == [(0.0, 1.0), (1.5, 3.5)]
+    assert resumed.played_s(1.4) == pytest.approx(1.0)  # silent while held
+    cut = timeline()
+    cut.on_event({"type": "response.interrupted", "response_id": "r"}, 1.8)
+    assert cut.played_s(10.0) == pytest.approx(1.0), "nothing played after the pause"
+    assert not cut.playing(1.2)

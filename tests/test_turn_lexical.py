@@ -1,0 +1,73 @@
+"""The lexical end-of-turn cue: word normalisation shared by ASR text and the
+Switchboard transcripts, its features, the shipped weights, and the recipe
+that trains and evaluates it on Switchboard."""
+import json
+
+import numpy as np
+import pytest
+
+from duplex.turn.lexical import FORMAT, LexicalTurnEnd, features, normalize
+
+
+def test_asr_text_and_switchboard_marks_normalise_to_the_same_words():
+    assert normalize("Is it far to Paris?") == ["is", "it", "far", "to", "paris"]
+    assert normalize(["[laughter-yes]", "an[y]-", "okay_1", "[noise]", "Uh-huh", "don't"]) == \
+        ["yes", "okay", "uh-huh", "don't"]
+    assert normalize("") == [] and normalize("[vocalized-noise]") == []
+
+
+def test_features_look_at_the_end_and_the_start_of_the_turn():
+    f = features(["so", "what", "do", "you", "think"])
+    assert f == ["l1=think", "f1=so", "n=4-5", "l2=you think", "f2=so what", "l3=do you think"]
+    assert features(["yeah"]) == ["l1=yeah", "f1=yeah", "n=1"]
+    assert features([]) == []
+
+
+def test_scores_are_a_logistic_regression_and_bad_weights_are_refused(tmp_path):
+    m = LexicalTurnEnd({"l1=for": -2.0, "f1=what": 1.0}, bias=0.5)
+    assert m.logit("what is it for") == pytest.approx(0.5 - 2.0 + 1.0)
+    assert m.p_shift("what is it for") == pytest.approx(1 / (1 + np.exp(0.5)))
+    assert m.p_shift("[noise]") is None  # nothing said yet: no opinion
+    p = tmp_path / "w.json"
+    p.write_text(json.dumps(m.to_dict()))
+    assert LexicalTurnEnd.load(p).p_shift("what is it for") == m.p_shift("what is it for")
+    p.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match=FORMAT):
+        LexicalTurnEnd.load(p)
+    with pytest.raises(FileNotFoundError, match="lexical end-of-turn weights not found"):
+        LexicalTurnEnd.load(tmp_path / "missing.json")
+
+
+def test_shipped_weights_rank_real_switchboard_turn_ends(switchboard):
+    """On test dialogues the shipped weights put shifts above holds (AUC), and the
+    policy's 'unfinished' band holds far more holds than shifts."""
+    from duplex.data.switchboard import load_dialogues
+    from duplex.models.registry import LEXICAL_WEIGHTS
+    from duplex.recipes.vap.lexical import points
+    from duplex.vap import metrics
+
+    m = LexicalTurnEnd.load(LEXICAL_WEIGHTS)
+    feats, ys = points(list(load_dialogues(switchboard, "test", 20)), progress=False)
+    p = np.array([1 / (1 + np.exp(-(m.bias + sum(m.weights.get(k, 0.0) for k in f)))) for f in feats])
+    assert metrics.auc(p, ys) > 0.7
+    unfinished = p < 0.2  # the default turn.words_hold_threshold
+    assert unfinished[~ys].mean() > 3 * unfinished[ys].mean()
+    for words in ("I would like to book a table for", "and then uh"):
+        assert m.p_shift(words) < 0.2, words
+
+
+@pytest.mark.slow
+def test_recipe_trains_weights_and_reports_words_and_vap(switchboard, tmp_path, capsys):
+    from duplex.recipes.vap import lexical
+
+    out, rep = tmp_path / "lexical.json", tmp_path / "report.json"
+    assert lexical.main(["--data", str(switchboard), "--limit", "8", "--out", str(out),
+                         "--report", str(rep), "--no-progress"]) == 0
+    report = json.loads(rep.read_text())
+    assert report == json.loads(capsys.readouterr().out)
+    m = LexicalTurnEnd.load(out)
+    assert m.weights and m.meta["points"][0] > 0
+    for key in ("words", "vap", "vap_and_words"):
+        r = report[key]
+        assert 0 <= r["bacc"] <= 1 and 0 <= r["auc"] <= 1 and sum(r["events"]) > 0
+    assert report["words"]["auc"] > 0.55  # even 8 dialogues carry lexical signal
