@@ -15,7 +15,8 @@ TINY = ["--limit", "3", "--dim", "16", "--heads", "2", "--cross-layers", "1", "-
 
 
 @pytest.mark.slow
-def test_train_resume_export_evaluate(tmp_path, capsys):
+def test_train_resume_export_evaluate(tmp_path, capsys, switchboard, monkeypatch):
+    monkeypatch.setenv("DUPLEX_SWITCHBOARD", str(switchboard))
     out = tmp_path / "run"
     assert train.main(["--out", str(out), "--steps", "2", *TINY]) == 0
     assert train.main(["--out", str(out), "--steps", "3", "--resume", *TINY]) == 0
@@ -58,7 +59,8 @@ def test_train_resume_export_evaluate(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_rendered_stereo_corpus_trains_the_audio_model(tmp_path):
+def test_rendered_stereo_corpus_trains_the_audio_model(tmp_path, switchboard, monkeypatch):
+    monkeypatch.setenv("DUPLEX_SWITCHBOARD", str(switchboard))
     data = tmp_path / "tts"
     for split in ("train", "val"):
         assert render.main(["--out", str(data), "--split", split, "--limit", "1", "--max-seconds", "20"]) == 0
