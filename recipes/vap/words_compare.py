@@ -119,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                      **{f"test{i}": a for i, a in enumerate(test)})
     ps, pw, sil, shift = test
     no_words = replace(cfg, words_hold_threshold=0.0, words_shift_threshold=1.01)
+    patient = replace(no_words, shift_threshold=0.6, hold_threshold=0.2, vap_end_silence_ms=700)
     rows = [dict(policy="vap (config, no words)", **summarize(takeover_ms(ps, pw, no_words), sil, shift)),
+            dict(policy="vap, patient setting, no words", params=_words_params(patient),
+                 **summarize(takeover_ms(ps, pw, patient), sil, shift)),
             dict(policy="vap + words (config)", params=_words_params(cfg),
                  **summarize(takeover_ms(ps, pw, cfg), sil, shift))]
     for T in (300, 500, 800):
