@@ -71,3 +71,33 @@ def test_recipe_trains_weights_and_reports_words_and_vap(switchboard, tmp_path, 
         r = report[key]
         assert 0 <= r["bacc"] <= 1 and 0 <= r["auc"] <= 1 and sum(r["events"]) > 0
     assert report["words"]["auc"] > 0.55  # even 8 dialogues carry lexical signal
+
+
+def test_replayed_policy_with_words_matches_the_rules_by_hand():
+    """words_compare's vectorised take-over times (ms after the silence start)."""
+    from duplex.config import TurnConfig
+    from duplex.recipes.vap.words_compare import takeover_ms
+
+    cfg = TurnConfig(shift_threshold=0.6, vap_end_silence_ms=500, hold_threshold=0.2, max_silence_ms=1200,
+                     words_hold_threshold=0.2, words_shift_threshold=0.5, finished_gap_ms=300,
+                     unfinished_max_silence_ms=2000, min_gap_ms=100, hangover_ms=60)
+    n = cfg.unfinished_max_silence_ms // 20 + 1
+    p_shift = np.full((4, n), 0.3)
+    p_shift[1, 10:] = 0.9  # a confident projected shift from 220 ms on
+    p_words = np.array([np.nan, 0.1, 0.7, 0.3])
+    got = takeover_ms(p_shift, p_words, cfg)
+    # no words: 500 ms; unfinished: 2000 ms despite the shift; finished: 300 ms; neither: 500 ms
+    assert got.tolist() == [500.0, 2000.0, 300.0, 500.0]
+
+
+@pytest.mark.slow
+def test_words_compare_runs_on_a_few_dialogues(switchboard, tmp_path, capsys):
+    from duplex.recipes.vap import words_compare
+
+    assert words_compare.main(["--data", str(switchboard), "--limit", "2", "--val-limit", "1",
+                               "--out", str(tmp_path), "--no-progress"]) == 0
+    res = json.loads((tmp_path / "words_compare.json").read_text())
+    assert res == json.loads(capsys.readouterr().out)
+    rows = {r["policy"]: r for r in res["table"]}
+    assert rows["silence 500 ms"]["gap_median_ms"] == 500.0
+    assert 0 <= rows["vap + words (config)"]["false_takeover"] <= 1 and res["points"] > 0
