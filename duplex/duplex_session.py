@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from .actions import AsrFinish, DuplexRollback, DuplexTick
 from .config import Config
-from .history import Item
-from .response import Response
+from .errors import ProtocolError
+from .interfaces import INPUT_RATE
 from .session import Session, State
 from .turn import TurnEvent, TurnEventKind as K, TurnTaker
 
@@ -44,7 +44,7 @@ class DuplexSession(Session):
         self._inflight = False
         self._next_tick = cfg.llm.slice_s
         self._wanted = False  # a tick is due as soon as the one in flight returns
-        self._end_of_turn = False
+        self._eot_pending = False  # the next tick tells the model the user's turn ended
         self._items: list[str] = []  # user items in order
         self._texts: dict[str, str] = {}  # latest hypothesis per item
         self._sent: dict[str, int] = {}  # words of each item already given to the model
@@ -56,14 +56,9 @@ class DuplexSession(Session):
         super().on_asr_partial(item_id, text, now)
 
     def on_asr_final(self, item_id: str, text: str, now: float) -> None:
-        if self._partials.pop(item_id, None) is None:
-            return
-        text = text.strip()
-        self._texts[item_id] = text
-        self._send("conversation.item.input_audio_transcription.completed", item_id=item_id,
-                   transcript=text)
-        if text:
-            self.history.add(Item(item_id, "user", text))
+        if item_id in self._partials:
+            self._texts[item_id] = text.strip()
+        super().on_asr_final(item_id, text, now)  # no item is awaited here: no Respond
 
     def _new_words(self) -> str | None:
         out = []
@@ -100,7 +95,7 @@ class DuplexSession(Session):
                        else None, reason=ev.info.get("reason", "turn_taker"))
             if self.response is None:
                 self._set_state(State.THINKING)
-            self._end_of_turn = self.mode == "turn"
+            self._eot_pending = self.mode == "turn"
             self._want_tick(now)
         elif ev.kind == K.INTERRUPT and self.response is not None:
             if self.user_item is None:
@@ -114,7 +109,7 @@ class DuplexSession(Session):
     # ------------------------------------------------------------ ticks
     def tick(self, now: float) -> None:
         super().tick(now)
-        if self.mode == "duplex" and self.samples_in / 16000 >= self._next_tick:
+        if self.mode == "duplex" and self.samples_in / INPUT_RATE >= self._next_tick:
             self._want_tick(now)
 
     def _want_tick(self, now: float) -> None:
@@ -123,9 +118,9 @@ class DuplexSession(Session):
             return
         self._wanted = False
         self._inflight = True
-        self._next_tick = self.samples_in / 16000 + self.cfg.llm.slice_s
+        self._next_tick = self.samples_in / INPUT_RATE + self.cfg.llm.slice_s
         self._seq += 1
-        eot, self._end_of_turn = self._end_of_turn, False
+        eot, self._eot_pending = self._eot_pending, False
         self._actions.append(DuplexTick(self._seq, self._new_words(), eot, self.instructions))
 
     def on_tick_result(self, seq: int, text: str, state: str, now: float) -> None:
@@ -156,26 +151,26 @@ class DuplexSession(Session):
         if self.response is not None:
             self._stop_response(now, reason="error", status="failed")
 
-    def _open_response(self, now: float) -> Response:
-        self.gen += 1
-        r = Response(self.gen, self._new_id("resp"), self._new_id("item"),
-                     self.cfg.tts.first_chunk_words, times=self._times)
-        r.times.first_token = now
-        self._times = type(self._times)()
-        self.response = r
-        self.playout.reset(now)
-        self._send("response.created", response={"id": r.id, "status": "in_progress"})
-        self._set_state(State.THINKING)
-        return r
-
     def _stop_response(self, now: float, reason: str, onset: float | None = None,
-                       status: str = "cancelled") -> None:
+                       status: str = "cancelled") -> str | None:
         r = self.response
-        if r is None:
-            return
-        self.playout.advance(now)
-        heard = self.playout.heard_text() if r.audio_started else ""
-        super()._stop_response(now, reason, onset, status)
-        unspoken = len(r.text) - heard_chars(r.text, heard)
-        if unspoken > 0:
-            self._actions.append(DuplexRollback(unspoken))
+        heard = super()._stop_response(now, reason, onset, status)
+        if r is not None:
+            unspoken = len(r.text) - heard_chars(r.text, heard)
+            if unspoken > 0:
+                self._actions.append(DuplexRollback(unspoken))
+        return heard
+
+    def _on_client_event(self, kind: str, ev: dict, now: float) -> None:
+        # the model answers on ticks: a client's commit or response request asks for one now
+        if kind == "input_audio_buffer.commit":
+            if not self._items:
+                raise ProtocolError("input_audio_buffer_commit_empty", "no user speech to commit",
+                                    event_id=ev.get("event_id"))
+            self._on_turn_event(TurnEvent(K.END_OF_TURN, now, {"reason": "commit"}), now)
+        elif kind == "response.create":
+            if self.response is None:
+                self._eot_pending = self.mode == "turn"
+                self._want_tick(now)
+        else:
+            super()._on_client_event(kind, ev, now)

@@ -226,7 +226,8 @@ class Session(BaseSession):
             self._set_state(State.LISTENING)
 
     # ------------------------------------------------------------ responses
-    def _start_response(self, now: float) -> None:
+    def _open_response(self, now: float) -> Response:
+        """A new response, announced; its text comes from the LLM (or a duplex tick)."""
         self.gen += 1
         r = Response(self.gen, self._new_id("resp"), self._new_id("item"),
                      self.cfg.tts.first_chunk_words, times=self._times)
@@ -235,6 +236,10 @@ class Session(BaseSession):
         self.playout.reset(now)
         self._send("response.created", response={"id": r.id, "status": "in_progress"})
         self._set_state(State.THINKING)
+        return r
+
+    def _start_response(self, now: float) -> None:
+        r = self._open_response(now)
         messages = self.history.messages(self.instructions, self.cfg.llm.history_turns)
         self._actions.append(Respond(r.gen, r.id, messages))
 
@@ -347,13 +352,14 @@ class Session(BaseSession):
             self._set_state(State.USER_SPEAKING if self.user_item else State.LISTENING)
 
     def _stop_response(self, now: float, reason: str, onset: float | None = None,
-                       status: str = "cancelled") -> None:
-        """Barge-in, cancel or failure: stop all work of the response at once."""
+                       status: str = "cancelled") -> str | None:
+        """Barge-in, cancel or failure: stop all work of the response at once.
+        Returns the text the user heard (None when nothing was responding)."""
         r = self.response
         if r is None:
             if self._awaiting is not None and reason != "error":
                 self._awaiting = None  # the user went on talking before the transcript came
-            return
+            return None
         self._actions.append(Cancel(r.gen))
         self.playout.advance(now)
         heard = self.playout.heard_text() if r.audio_started else ""
@@ -368,6 +374,7 @@ class Session(BaseSession):
                            stop_latency_ms=int(round((now - self.wall_of(onset)) * 1000)))
         self.playout.sent = int(self.playout.played)  # nothing more plays
         self._finish(r, status, reason, heard)
+        return heard
 
     def _truncate(self, item_id: str, audio_end_ms: float, eid: str | None) -> None:
         item = self.history.get(item_id)

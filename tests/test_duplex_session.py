@@ -159,3 +159,25 @@ def test_the_real_engine_runs_ticks_through_the_virtual_clock_driver():
     # Every recognised word reached the model once (partials may differ from the final).
     assert words[:2] == ["what", "is"] and len(words) == len(" ".join(final).split())
     assert {state for _, state in seen} <= {"speak", "idle", "eos"}
+
+
+@pytest.mark.parametrize("mode", ["duplex", "turn"])
+def test_a_client_commit_or_response_request_asks_the_model_for_a_tick_now(mode):
+    d = DuplexDrive(mode=mode, end_silence_ms=5000)
+    d.s.receive_text('{"type": "input_audio_buffer.commit"}', d.now)
+    d._collect()
+    assert d.events[-1]["error"]["code"] == "input_audio_buffer_commit_empty"
+    d.speech(0.6)
+    d.s.on_asr_partial(d.last(A.AsrStart).item_id, "what time is it", d.now)
+    if d.ticks():  # duplex mode: the periodic tick in flight comes back first
+        d.answer("", "idle")
+    n = len(d.ticks())
+    d.s.receive_text('{"type": "response.create"}', d.now)
+    d._collect()
+    assert len(d.ticks()) == n + 1 and d.ticks()[-1].user_text == "what time is it"
+    assert d.ticks()[-1].end_of_turn == (mode == "turn")
+    d.answer("", "idle")  # the model stays silent: no response is open
+    d.s.receive_text('{"type": "input_audio_buffer.commit"}', d.now)
+    d._collect()
+    assert "input_audio_buffer.committed" in d.types()
+    assert len(d.ticks()) == n + 2 and d.ticks()[-1].end_of_turn == (mode == "turn")
