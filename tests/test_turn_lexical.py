@@ -48,7 +48,7 @@ def test_shipped_weights_rank_real_switchboard_turn_ends(switchboard):
 
     m = LexicalTurnEnd.load(LEXICAL_WEIGHTS)
     feats, ys = points(list(load_dialogues(switchboard, "test", 20)), progress=False)
-    p = np.array([1 / (1 + np.exp(-(m.bias + sum(m.weights.get(k, 0.0) for k in f)))) for f in feats])
+    p = 1 / (1 + np.exp(-np.array([m.feature_logit(f) for f in feats])))
     assert metrics.auc(p, ys) > 0.7
     unfinished = p < 0.2  # the default turn.words_hold_threshold
     assert unfinished[~ys].mean() > 3 * unfinished[ys].mean()

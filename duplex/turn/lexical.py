@@ -85,11 +85,13 @@ class LexicalTurnEnd:
     def to_dict(self) -> dict:
         return {"format": FORMAT, "bias": self.bias, "weights": self.weights, "meta": self.meta}
 
+    def feature_logit(self, feats: Iterable[str]) -> float:
+        """The regression's logit for already extracted features (the bias for none)."""
+        return self.bias + sum(self.weights.get(k, 0.0) for k in feats)
+
     def logit(self, words: str | Iterable[str]) -> float | None:
         f = features(normalize(words))
-        if not f:
-            return None
-        return self.bias + sum(self.weights.get(k, 0.0) for k in f)
+        return self.feature_logit(f) if f else None
 
     def p_shift(self, words: str | Iterable[str]) -> float | None:
         """Probability that the turn ends here (None when there are no words yet)."""

@@ -43,7 +43,7 @@ from .lexical import LexicalTurnEnd
 from .speech_tracker import SpeechTracker
 
 
-_EPS_MS = 1e-3
+_EPS_MS = 1e-3  # frame-time differences are float sums: 0.32 - 0.02 s is 299.99... ms
 
 
 class VAPPolicy:
@@ -135,7 +135,7 @@ class VAPPolicy:
                     else:
                         events.append(TurnEvent(K.BACKCHANNEL, t, {"duration_ms": dur}))
                 self._overlap = False
-        if self._pending_bc is not None and tr.silence_ms(frame.t) + _EPS_MS >= cfg.resume_silence_ms:
+        if self._pending_bc is not None and tr.silence_ms(frame.t) >= cfg.resume_silence_ms:
             if self._user_turn(vap):
                 events.append(self._interrupt(self._episode_onset, frame, "turn_after_overlap"))
             else:
@@ -161,8 +161,7 @@ class VAPPolicy:
 
     def _end_of_turn(self, frame: Frame) -> list[TurnEvent]:
         cfg, vap = self.cfg, frame.vap
-        # frame times are floats: 0.32 - 0.02 s is 299.99... ms; allow a hair under
-        silence = self.tracker.silence_ms(frame.t) + _EPS_MS
+        silence = self.tracker.silence_ms(frame.t)  # rounded by the tracker: 300.0, not 299.99...
         reason, pw = None, self._p_words
         if pw is not None and pw < cfg.words_hold_threshold:
             if silence >= cfg.unfinished_max_silence_ms:
@@ -181,7 +180,7 @@ class VAPPolicy:
         if reason is None:
             return []
         self._turn_open = False
-        info = {"reason": reason, "silence_ms": round(silence - _EPS_MS)}
+        info = {"reason": reason, "silence_ms": round(silence)}
         if vap is not None:
             info["p_shift"] = round(vap.p_now[AGENT], 3)
         if pw is not None:

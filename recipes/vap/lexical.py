@@ -53,6 +53,7 @@ class TurnWords:
         i = int(np.searchsorted(fe, t, side="right"))
         start = float(fe[i - 1]) if i else 0.0
         hi = int(np.searchsorted(self.ends[speaker], t + 1.0 / HZ, side="right"))
+        # a window well past MAX_WORDS: normalize drops noise marks and fragments
         return normalize([w for s, e, w in self.words[speaker][max(0, hi - 200):hi]
                           if s >= start and e <= t + 1.0 / HZ])
 
@@ -151,23 +152,23 @@ def score(p: np.ndarray, ys: np.ndarray) -> dict:
 
 def evaluate(model: LexicalTurnEnd, val, test, vap_model, progress: bool = True) -> dict:
     def lex_col(fs):
-        return np.array([model.bias + sum(model.weights.get(k, 0.0) for k in f) if f else model.bias
-                         for f in fs])
+        return np.array([model.feature_logit(f) for f in fs])
 
     fv, pv, yv = m2_events(val, vap_model, progress, "val events")
     ft, pt, yt = m2_events(test, vap_model, progress, "test events")
+
+    def refit(val_cols, test_cols) -> dict:
+        """Fit the balanced combination on val, score it on test."""
+        w = fit_combination(val_cols, yv)
+        z = sum(wi * c for wi, c in zip(w, test_cols)) + w[-1]
+        return dict(score(1 / (1 + np.exp(-z)), yt), combination=w.round(4).tolist())
+
     lv, lt = lex_col(fv), lex_col(ft)
-    out = {}
-    w = fit_combination([lv], yv)
-    out["words"] = dict(score(1 / (1 + np.exp(-(w[0] * lt + w[1]))), yt), combination=w.round(4).tolist())
+    out = {"words": refit([lv], [lt])}
     if pv is not None:
         out["vap"] = score(pt, yt)  # M2 as the VAP report has it
-        w = fit_combination([_logit(pv)], yv)
-        out["vap_balanced"] = dict(score(1 / (1 + np.exp(-(w[0] * _logit(pt) + w[1]))), yt),
-                                   combination=w.round(4).tolist())
-        w = fit_combination([_logit(pv), lv], yv)
-        z = w[0] * _logit(pt) + w[1] * lt + w[2]
-        out["vap_and_words"] = dict(score(1 / (1 + np.exp(-z)), yt), combination=w.round(4).tolist())
+        out["vap_balanced"] = refit([_logit(pv)], [_logit(pt)])
+        out["vap_and_words"] = refit([_logit(pv), lv], [_logit(pt), lt])
     return out
 
 
