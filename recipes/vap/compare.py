@@ -121,6 +121,11 @@ def summarize(d_ms: np.ndarray, sil_ms: np.ndarray, is_shift: np.ndarray) -> dic
             "answered_before_human": round(float((g < sil_ms[is_shift]).mean()), 4)}
 
 
+def silence_budget(T: float, sil_ms: np.ndarray, is_shift: np.ndarray) -> float:
+    """How often a T ms silence timeout takes the floor in a hold: the budget to match."""
+    return summarize(np.full(len(sil_ms), float(T)), sil_ms, is_shift)["false_takeover"]
+
+
 def replay_check(model_points, cfg: TurnConfig, thresholds_ms=(300, 500, 800)) -> dict:
     """Run the real policy classes over a sample of points; count agreements with
     the vectorised take-over times."""
@@ -241,10 +246,18 @@ def run(model, test_vas, val_vas, cfg: TurnConfig, history: int, progress: bool 
     d_default = vap_takeover_ms(test.p_shift, cfg)
     table = [row("vap (default config)", d_default, params=_params(cfg))]
     gaps = {"vap default": d_default[test.is_shift].tolist()}
+    tuned: dict[int, TurnConfig] = {}
+
+    def matched(T: int) -> TurnConfig:
+        """The VAP parameters tuned on val for the take-over budget of a T ms timeout."""
+        if T not in tuned:
+            budget = silence_budget(T, val.sil, val.is_shift)
+            tuned[T] = tune(val.p_shift, val.sil, val.is_shift, cfg, budget)
+        return tuned[T]
+
     for T in silence_ms:
         d = np.full(len(test.sil), float(T))
-        budget = summarize(np.full(len(val.sil), float(T)), val.sil, val.is_shift)["false_takeover"]
-        c = tune(val.p_shift, val.sil, val.is_shift, cfg, budget)
+        c = matched(T)
         d_vap = vap_takeover_ms(test.p_shift, c)
         table += [row(f"silence {T} ms", d), row(f"vap matched to {T} ms", d_vap, params=_params(c))]
         gaps[f"silence {T}"] = d[test.is_shift].tolist()
@@ -254,8 +267,7 @@ def run(model, test_vas, val_vas, cfg: TurnConfig, history: int, progress: bool 
     for T in (100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200):
         res["silence_sweep"].append(dict(threshold_ms=T, **summarize(
             np.full(len(test.sil), float(T)), test.sil, test.is_shift)))
-        budget = summarize(np.full(len(val.sil), float(T)), val.sil, val.is_shift)["false_takeover"]
-        c = tune(val.p_shift, val.sil, val.is_shift, cfg, budget)
+        c = matched(T)
         res["vap_sweep"].append(dict(budget_of_ms=T, params=_params(c), **summarize(
             vap_takeover_ms(test.p_shift, c), test.sil, test.is_shift)))
     if test.samples:

@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     frames = int(round(args.chunk_s * 50))
     sampler = ChunkSampler(train_va, frames, seed=args.seed, augment=not args.no_augment,
                            audio=train_audio)
-    val_batches = [ChunkSampler(val_va, frames, seed=1234, augment=False, audio=val_audio)
-                   .sample(args.batch_size) for _ in range(args.val_batches)]
+    val_sampler = ChunkSampler(val_va, frames, seed=1234, augment=False, audio=val_audio)
+    val_batches = [val_sampler.sample(args.batch_size) for _ in range(args.val_batches)]
 
     cfg = model_config(args)
     model = VAPModel(cfg).to(device)

@@ -25,7 +25,7 @@ from duplex.config import TurnConfig
 from duplex.data.switchboard import load_dialogues
 from duplex.turn.lexical import LexicalTurnEnd
 
-from .compare import FRAME_MS, point_probs, summarize, vap_takeover_ms
+from .compare import FRAME_MS, point_probs, silence_budget, summarize, vap_takeover_ms
 from .lexical import HZ, TurnWords
 
 GRID = {"shift_threshold": (0.4, 0.5, 0.6, 0.7, 1.01),
@@ -126,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             dict(policy="vap + words (config)", params=_words_params(cfg),
                  **summarize(takeover_ms(ps, pw, cfg), sil, shift))]
     for T in (300, 500, 800):
-        budget = summarize(np.full(len(val[2]), float(T)), val[2], val[3])["false_takeover"]
-        c = tune(val, cfg, budget)
+        c = tune(val, cfg, silence_budget(T, val[2], val[3]))
         rows += [dict(policy=f"silence {T} ms", **summarize(np.full(len(sil), float(T)), sil, shift)),
                  dict(policy=f"vap + words matched to {T} ms", params=_words_params(c),
                       **summarize(takeover_ms(ps, pw, c), sil, shift))]
