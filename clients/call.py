@@ -124,10 +124,7 @@ async def make_call(url: str, audio: np.ndarray, rate: int, *, token: str | None
 
 def write_call(record: CallRecord, out_dir: str | Path, input_seconds: float) -> Path:
     """Write the call directory; agent.wav is cut (or padded) to the input's length."""
-    out = record.write(out_dir)  # conversation.wav and events.jsonl: the whole call
-    agent = record.agent_track(input_seconds)
-    sf.write(out / "agent.wav", agent, record.output_rate, subtype="PCM_16")
-    return out
+    return record.write(out_dir, agent_s=input_seconds)
 
 
 def summary(record: CallRecord) -> str:

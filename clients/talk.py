@@ -27,10 +27,9 @@ from duplex.audio import ACCEPTED_RATES, StreamResampler, float_to_pcm16, pcm16_
 from .audio_device import AudioDevice, DeviceError, describe_devices, open_device
 from .explain import describe_close, open_or_explain
 from .player import LivePlayer
-from .session_client import DuplexClient
+from .session_client import REPORT_S, DuplexClient
 
 FRAME_MS = 20
-REPORT_S = 0.1  # output_audio_buffer.playback period
 MUTE_HANGOVER_S = 0.3  # --mute-while-speaking: room echo dies away after the agent stops
 ECHO_WARNING = ("note: open speakers echo into the microphone and the agent may interrupt "
                 "itself. Use headphones, or --mute-while-speaking (then you cannot barge in).")

@@ -57,11 +57,17 @@ class CallRecord:
     def agent_track(self, duration: float | None = None) -> np.ndarray:
         return self.timeline.render(self.duration if duration is None else duration)
 
-    def write(self, out_dir: str | Path) -> Path:
+    def write(self, out_dir: str | Path, agent_s: float | None = None) -> Path:
+        """Write the call directory. conversation.wav holds the whole call; agent.wav is
+        `agent_s` long (cut or padded; default the whole call), e.g. the original input's
+        length when the call went on with tail silence."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        agent = self.agent_track()
-        sf.write(out / "agent.wav", agent, self.output_rate, subtype="PCM_16")
+        agent_s = self.duration if agent_s is None else agent_s
+        track = self.agent_track(max(self.duration, agent_s))  # rendered once for both files
+        sf.write(out / "agent.wav", track[: int(round(agent_s * self.output_rate))],
+                 self.output_rate, subtype="PCM_16")
+        agent = track[: int(round(self.duration * self.output_rate))]
         user = resample(self.input_audio, self.input_rate, self.output_rate)
         n = max(user.size, agent.size)
         stereo = np.zeros((n, 2), dtype=np.float32)

@@ -59,7 +59,7 @@ class Response:
     """One agent response as the client saw it."""
 
     id: str
-    created_at: float | None = None
+    created_at: float  # first seen (response.created, or its first event)
     started_at: float | None = None  # output_audio_buffer.started
     text: str = ""  # everything generated
     heard: str | None = None  # what was played, when it was cut short
@@ -125,7 +125,7 @@ def parse_responses(events: Sequence[tuple[float, dict]]) -> list[Response]:
     for rid, text in done_text.items():
         if len(text.strip()) >= len(by_id[rid].text.strip()):
             by_id[rid].text = text
-    return sorted(by_id.values(), key=lambda r: (r.created_at or 0.0))
+    return sorted(by_id.values(), key=lambda r: r.created_at)
 
 
 def _time_at(pos: float, intervals: Sequence[tuple[float, float]], start_side: bool) -> float:
@@ -183,15 +183,14 @@ def agent_timeline(events: Sequence[tuple[float, dict]], track: np.ndarray,
     responses = parse_responses(events)
     # A response's audio starts at `output_audio_buffer.started` (at its creation for
     # servers that do not send that event) and ends before the next response's.
-    started = [r for r in responses if (r.started_at or r.created_at) is not None]
     starts = [(r.started_at if r.started_at is not None else r.created_at) - START_SLACK_S
-              for r in started]
-    for i, r in enumerate(started):
+              for r in responses]
+    for i, r in enumerate(responses):
         lo = starts[i]
-        hi = starts[i + 1] if i + 1 < len(started) else math.inf
+        hi = starts[i + 1] if i + 1 < len(responses) else math.inf
         r.intervals = [(max(s, lo), min(e, hi)) for s, e in segments if e > lo and s < hi]
         r.words = place_words(r.heard_text, r.intervals)
-    words = sorted((w for r in started for w in r.words), key=lambda w: w.start)
+    words = sorted((w for r in responses for w in r.words), key=lambda w: w.start)
     return AgentTimeline(segments, words, responses)
 
 

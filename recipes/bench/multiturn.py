@@ -269,7 +269,7 @@ async def _answered(c, turn_end: float) -> None:
     """Until the agent's answer after `turn_end` has finished playing (or MAX_ANSWER_S)."""
     while c.now() < turn_end + MAX_ANSWER_S and not c.closed.is_set():
         later = [r for r in parse_responses(c.record.events)
-                 if r.created_at is not None and r.created_at > turn_end - 0.5]
+                 if r.created_at > turn_end - 0.5]
         if later and c.now() > turn_end:
             last = later[-1]
             stopped = any(e.get("type") == "output_audio_buffer.stopped"
@@ -286,7 +286,7 @@ def answers(record: CallRecord, conv: Conversation, starts: list[float]) -> list
     for i, s in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else float("inf")
         texts = [r.heard_text.strip() for r in responses
-                 if r.created_at is not None and s <= r.created_at < end and r.heard_text.strip()]
+                 if s <= r.created_at < end and r.heard_text.strip()]
         out.append(" ".join(texts))
     return out
 
