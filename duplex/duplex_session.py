@@ -60,6 +60,14 @@ class DuplexSession(Session):
             self._texts[item_id] = text.strip()
         super().on_asr_final(item_id, text, now)  # no item is awaited here: no Respond
 
+    def _start_user_item(self, onset: float) -> None:
+        super()._start_user_item(onset)
+        self._items.append(self.user_item)
+        for old in self._items[:-8]:  # the model has long had these words
+            self._texts.pop(old, None)
+            self._sent.pop(old, None)
+        self._items = self._items[-8:]
+
     def _new_words(self) -> str | None:
         out = []
         for item in self._items:
@@ -75,8 +83,6 @@ class DuplexSession(Session):
         if ev.kind == K.SPEECH_START:
             if self.user_item is None:
                 self._start_user_item(ev.t)
-                self._items.append(self.user_item)
-                self._items = self._items[-8:]
             self._send("input_audio_buffer.speech_started", item_id=self.user_item,
                        audio_start_ms=int(round(ev.t * 1000)))
             if self.response is None:
@@ -97,12 +103,6 @@ class DuplexSession(Session):
                 self._set_state(State.THINKING)
             self._eot_pending = self.mode == "turn"
             self._want_tick(now)
-        elif ev.kind == K.INTERRUPT and self.response is not None:
-            if self.user_item is None:
-                self._start_user_item(ev.t)
-                self._items.append(self.user_item)
-            self._stop_response(now, reason="interrupted", onset=ev.t)
-            self._set_state(State.USER_SPEAKING)
         else:
             super()._on_turn_event(ev, now)
 
